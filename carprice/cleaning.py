@@ -1,0 +1,120 @@
+"""Turn raw observations into one clean row per listing; every excluded row keeps its reason.
+
+Pure functions of DataFrames; they import nothing from Dagster or DuckDB.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+PRICE_RANGE_EUR = (300.0, 500_000.0)
+MAX_MILEAGE_KM = 1_000_000.0
+MAX_POWER_KW = 1_200.0
+# A price this many times above or below the median of its make/model/year is a typo, not a deal.
+PRICE_RATIO_LIMIT = 6.0
+MIN_GROUP_FOR_RATIO = 5
+
+CLEAN_COLUMNS = [
+    "listing_key", "url", "source", "batch_id", "first_seen_at", "last_seen_at", "is_current", "title", "description",
+    "make", "model", "model_year", "first_registration", "mileage_km", "fuel", "transmission", "body",
+    "power_kw", "color", "doors", "condition", "price_eur", "currency", "seller_type", "region", "listed_at",
+]
+
+
+def listing_key(source: pd.Series, url: pd.Series) -> pd.Series:
+    """A listing's identity: its source and URL path (hosts and ports may change between crawls)."""
+    path = url.str.replace(r"^[a-z][a-z0-9+.-]*://[^/]+", "", regex=True, case=False)
+    return source + ":" + path
+
+
+def latest_observations(raw: pd.DataFrame) -> pd.DataFrame:
+    """One row per listing: its newest observation, with when it was first and last seen."""
+    raw = raw.assign(listing_key=listing_key(raw["source"], raw["url"])).sort_values(["scraped_at", "batch_id"])
+    seen = raw.groupby("listing_key")["scraped_at"].agg(first_seen_at="min", last_seen_at="max")
+    latest = raw.drop_duplicates("listing_key", keep="last").set_index("listing_key")
+    return latest.join(seen).reset_index()
+
+
+def mark_current(listings: pd.DataFrame, latest_batch_by_source: dict[str, str]) -> pd.Series:
+    """True for listings present in their source's newest batch (still on sale when last crawled)."""
+    latest = listings["source"].map(latest_batch_by_source)
+    return listings["batch_id"].eq(latest)
+
+
+def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp) -> pd.Series:
+    """Why each row cannot be used for pricing (None when it can): missing keys, impossible values."""
+    reasons = pd.Series(None, index=df.index, dtype="object")
+
+    def flag(mask: pd.Series, reason: str | pd.Series) -> None:
+        mask = mask.fillna(False) & reasons.isna()
+        reasons[mask] = reason if isinstance(reason, str) else reason[mask]
+
+    price = df["price_eur"]
+    flag(price.isna(), "price missing or unreadable")
+    flag(price < PRICE_RANGE_EUR[0], "price below " + f"{PRICE_RANGE_EUR[0]:.0f} EUR")
+    flag(price > PRICE_RANGE_EUR[1], "price above " + f"{PRICE_RANGE_EUR[1]:.0f} EUR")
+    flag(df["model_year"].isna(), "model year missing")
+    flag(df["model_year"] > today.year + 1, "model year in the future")
+    flag(df["model_year"] < 1950, "model year before 1950")
+    flag(df["mileage_km"] < 0, "negative mileage")
+    flag(df["mileage_km"] > MAX_MILEAGE_KM, f"mileage above {MAX_MILEAGE_KM:,.0f} km")
+    flag(df["power_kw"] > MAX_POWER_KW, f"power above {MAX_POWER_KW:,.0f} kW")
+    ratio = price_to_group_median(df)
+    text = ratio.map(lambda r: f"implausible price: {r:.2f}x the median of its make/model/year" if pd.notna(r) else None)
+    flag((ratio > PRICE_RATIO_LIMIT) | (ratio < 1 / PRICE_RATIO_LIMIT), text)
+    return reasons
+
+
+def price_to_group_median(df: pd.DataFrame) -> pd.Series:
+    """Each price divided by the median price of listings of the same make, model and year (NaN for small groups)."""
+    keys = [df["make"].str.lower(), df["model"].str.lower(), df["model_year"]]
+    grouped = df["price_eur"].groupby(keys, dropna=False)
+    median = grouped.transform("median")
+    size = grouped.transform("size")
+    return (df["price_eur"] / median).where(size >= MIN_GROUP_FOR_RATIO)
+
+
+def repost_of(df: pd.DataFrame) -> pd.Series:
+    """For a listing that re-posts the same car under a new URL, the URL kept instead (else None).
+
+    The same car is the same make, model, year, mileage, fuel, colour, region and seller type;
+    the newest post is kept, since it carries the current price.
+    """
+    key_cols = ["make", "model", "model_year", "mileage_km", "fuel", "color", "region", "seller_type"]
+    keyed = df[key_cols].astype("string").fillna("?")
+    key = keyed.agg("|".join, axis=1)
+    # Too little information to call two posts the same car: never dedupe on a mostly empty key.
+    weak = df["mileage_km"].isna() | df["model_year"].isna()
+    order = df.sort_values(["listed_at", "last_seen_at", "url"]).index
+    keep_url = pd.Series(df["url"].values, index=df.index).loc[order].groupby(key.loc[order]).transform("last")
+    keep_url = keep_url.reindex(df.index)
+    dup = keep_url.ne(df["url"]) & ~weak
+    return keep_url.where(dup, None)
+
+
+def clean_listings(raw: pd.DataFrame, latest_batch_by_source: dict[str, str],
+                   today: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean listings and excluded listings (with ``reason``) from all raw observations."""
+    if raw.empty:
+        empty = pd.DataFrame(columns=CLEAN_COLUMNS)
+        return empty, empty.assign(reason=pd.Series(dtype="object"))
+    latest = latest_observations(raw)
+    latest["is_current"] = mark_current(latest, latest_batch_by_source)
+    latest["listed_at"] = pd.to_datetime(latest["listed_at"], errors="coerce")
+    latest = latest[CLEAN_COLUMNS].reset_index(drop=True)
+    reasons = exclusion_reasons(latest, today)
+    dup_of = repost_of(latest.loc[reasons.isna()])
+    reasons.loc[dup_of.dropna().index] = "repost: same car as " + dup_of.dropna()
+    excluded = latest.loc[reasons.notna()].assign(reason=reasons[reasons.notna()])
+    clean = latest.loc[reasons.isna()].reset_index(drop=True)
+    clean["mileage_km"] = clean["mileage_km"].astype("float64")
+    clean["model_year"] = clean["model_year"].astype("int64")
+    return clean, excluded.reset_index(drop=True)
+
+
+def reason_counts(excluded: pd.DataFrame) -> dict[str, int]:
+    """Excluded rows per reason family (the text before any colon), most common first."""
+    if excluded.empty:
+        return {}
+    counts = excluded["reason"].str.split(":").str[0].value_counts()
+    return {str(k): int(v) for k, v in counts.items()}

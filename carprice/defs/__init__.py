@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per pipeline stage, in the order data flows."""

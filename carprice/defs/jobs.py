@@ -1,0 +1,17 @@
+"""Jobs that run the stages: crawl a source, ingest a batch, then refresh everything downstream."""
+
+import dagster as dg
+
+from carprice.defs.cleaning import clean_listings
+from carprice.defs.ingestion import raw_listings
+from carprice.defs.scraping import scraped_batch
+from carprice.defs.training import listing_features, price_model
+from carprice.defs.valuation import listing_valuations
+
+crawl_job = dg.define_asset_job("crawl_job", selection=[scraped_batch],
+                                description="Crawl one source into a new landed batch.")
+ingest_job = dg.define_asset_job("ingest_job", selection=[raw_listings],
+                                 description="Copy one landed batch into the warehouse.")
+refresh_job = dg.define_asset_job(
+    "refresh_job", selection=[clean_listings, listing_features, price_model, listing_valuations],
+    description="Clean, build features, train and register a model, and value current listings.")

@@ -1,0 +1,71 @@
+"""The landing zone: immutable batch folders written by the spiders, read by ingestion.
+
+A batch is ``<landing>/<source>/<batch id>/`` with ``listings.jsonl``, ``rejects.jsonl``
+and ``manifest.json``; it appears by an atomic rename, so a folder without a leading
+``.tmp-`` is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class BatchError(ValueError):
+    """A landing-zone folder that is not a readable batch."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One landed crawl: where it is and what its manifest says."""
+
+    batch_id: str
+    source: str
+    path: Path
+    manifest: dict
+
+    @property
+    def listings_file(self) -> Path:
+        return self.path / self.manifest.get("files", {}).get("listings", "listings.jsonl")
+
+    @property
+    def rejects_file(self) -> Path:
+        return self.path / self.manifest.get("files", {}).get("rejects", "rejects.jsonl")
+
+
+def read_batch(path: Path) -> Batch:
+    """The batch in folder ``path``; BatchError if its manifest is missing or unreadable."""
+    manifest_file = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BatchError(f"{path} has no manifest.json: not a complete batch") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BatchError(f"{manifest_file} is not valid JSON: {exc}") from exc
+    for key in ("batch_id", "source"):
+        if key not in manifest:
+            raise BatchError(f"{manifest_file} lacks {key!r}")
+    if manifest["batch_id"] != path.name:
+        raise BatchError(f"{manifest_file} names batch {manifest['batch_id']!r} but sits in {path.name!r}")
+    return Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
+
+
+def list_batches(landing_dir: Path) -> list[Batch]:
+    """Every complete batch in the landing zone, oldest first (batch ids sort by time within a source)."""
+    batches = []
+    if not landing_dir.exists():
+        return batches
+    for source_dir in sorted(p for p in landing_dir.iterdir() if p.is_dir()):
+        for path in sorted(source_dir.iterdir()):
+            if path.is_dir() and not path.name.startswith(".") and (path / "manifest.json").exists():
+                batches.append(read_batch(path))
+    return sorted(batches, key=lambda b: (b.manifest.get("started_at", ""), b.batch_id))
+
+
+def find_batch(landing_dir: Path, batch_id: str) -> Batch:
+    """The batch with this id; BatchError if the landing zone has none."""
+    for source_dir in (p for p in landing_dir.iterdir() if p.is_dir()) if landing_dir.exists() else ():
+        if (source_dir / batch_id).is_dir():
+            return read_batch(source_dir / batch_id)
+    raise BatchError(f"no batch {batch_id!r} in {landing_dir}")

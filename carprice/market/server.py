@@ -1,0 +1,125 @@
+"""Serve the simulated marketplace over HTTP on the loopback interface.
+
+Pages are rendered on request, so start-up costs nothing whatever the market size.
+``running_marketplace`` starts the site in its own process and yields its URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from carprice.market.generator import Market, MarketConfig
+from carprice.market.pages import ROBOTS_TXT, detail_page, home_page, index_page
+
+_DETAIL = re.compile(r"^/cars/(\d+)(?:-[^/]*)?/?$")
+LOOPBACK = "127.0.0.1"
+
+
+class MarketplaceHandler(BaseHTTPRequestHandler):
+    """Routes requests to the page renderers of one market on one day."""
+
+    protocol_version = "HTTP/1.1"
+    server: "MarketplaceServer"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        status, body, ctype = self._route()
+        payload = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _route(self) -> tuple[int, str, str]:
+        market, day = self.server.market, self.server.day
+        url = urlsplit(self.path)
+        html_type = "text/html; charset=utf-8"
+        if url.path == "/robots.txt":
+            return 200, ROBOTS_TXT, "text/plain; charset=utf-8"
+        if url.path == "/":
+            return 200, home_page(market, day), html_type
+        if url.path.rstrip("/") == "/cars":
+            try:
+                page = int(parse_qs(url.query).get("page", ["1"])[0])
+            except ValueError:
+                return 400, "bad page number", "text/plain"
+            body = index_page(market, day, page)
+            return (200, body, html_type) if body else (404, "no such page", "text/plain")
+        match = _DETAIL.match(url.path)
+        if match:
+            listing_id = int(match.group(1))
+            if market.is_active(listing_id, day):
+                return 200, detail_page(market, market.listing(listing_id), day), html_type
+            return 404, "this car has been sold", "text/plain"
+        return 404, "not found", "text/plain"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class MarketplaceServer(ThreadingHTTPServer):
+    """An HTTP server bound to one market and one simulated day."""
+
+    daemon_threads = True
+
+    def __init__(self, market: Market, day: int, port: int = 0, verbose: bool = False):
+        super().__init__((LOOPBACK, port), MarketplaceHandler)
+        self.market, self.day, self.verbose = market, day, verbose
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.server_address[1]}"
+
+
+@contextlib.contextmanager
+def running_marketplace(seed: int, day: int, listings: int, timeout: float = 30.0) -> Iterator[str]:
+    """Run the marketplace in a child process for the duration of the block; yields its base URL."""
+    cmd = [sys.executable, "-m", "carprice.market.server", "--seed", str(seed), "--day", str(day),
+           "--listings", str(listings), "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("serving "):
+            proc.kill()
+            err = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"the simulated marketplace did not start: {line.strip()} {err.strip()}")
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the simulated used-car marketplace on 127.0.0.1.")
+    parser.add_argument("--seed", type=int, default=MarketConfig.seed)
+    parser.add_argument("--day", type=int, default=0)
+    parser.add_argument("--listings", type=int, default=3000, help="listings on sale on any day")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    market = Market(MarketConfig.for_active_listings(args.listings, seed=args.seed))
+    server = MarketplaceServer(market, args.day, args.port, args.verbose)
+    print(f"serving {server.url} day={args.day} seed={args.seed}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Train, evaluate, save and load the LightGBM price model (log price, categorical dtypes, text artifacts)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from carprice.features import CATEGORICAL, FEATURES
+
+DEFAULT_PARAMS = {
+    "objective": "regression",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "cat_smooth": 10.0,
+    "max_cat_to_onehot": 4,
+    "num_threads": 2,
+    "seed": 7,
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbose": -1,
+}
+MAX_ROUNDS = 3000
+EARLY_STOPPING_ROUNDS = 100
+
+
+class ModelArtifactError(ValueError):
+    """A model folder whose files are missing, unreadable or altered."""
+
+
+@dataclass
+class PriceModel:
+    """A trained booster with what it needs to predict: feature order and category levels."""
+
+    booster: lgb.Booster
+    features: list[str]
+    categories: dict[str, list[str]]
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The feature matrix with the training categories (unseen levels become missing)."""
+        return to_matrix(df, self.features, self.categories)
+
+    def predict_price(self, df: pd.DataFrame) -> np.ndarray:
+        """Predicted prices in euros."""
+        return np.exp(self.booster.predict(self.matrix(df), num_threads=self.params.get("num_threads", 2)))
+
+
+def category_levels(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Sorted levels of each categorical column, as the model will know them."""
+    return {c: sorted(df[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL if c in df}
+
+
+def to_matrix(df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    """Columns in ``features`` order; categoricals as pandas ``category`` with fixed levels."""
+    missing = [f for f in features if f not in df.columns]
+    if missing:
+        raise KeyError(f"feature columns missing: {missing}")
+    X = df[features].copy()
+    for col, levels in categories.items():
+        X[col] = pd.Categorical(X[col].astype("string").astype(object), categories=levels)
+    for col in features:
+        if col not in categories:
+            X[col] = X[col].astype("float64")
+    return X
+
+
+def split_by_time(df: pd.DataFrame, holdout_fraction: float, time_col: str = "listed_at") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on the older listings, hold out the newest ``holdout_fraction`` (whole days kept together)."""
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
+    cutoff = df[time_col].quantile(1 - holdout_fraction)
+    train, holdout = df[df[time_col] < cutoff], df[df[time_col] >= cutoff]
+    if train.empty or holdout.empty:
+        raise ValueError(f"cannot split {len(df)} rows by time at {cutoff}: one side is empty")
+    return train, holdout
+
+
+def train_model(train: pd.DataFrame, params: dict | None = None, features: list[str] | None = None) -> PriceModel:
+    """Fit LightGBM on ``log_price``; the newest tenth of ``train`` picks the number of rounds."""
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    features = features or FEATURES
+    if len(train) < 50:
+        raise ValueError(f"need at least 50 listings to train, got {len(train)}")
+    categories = category_levels(train)
+    fit, valid = split_by_time(train, 0.1)
+    dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"], categorical_feature=list(categories))
+    dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"], reference=dtrain)
+    booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],
+                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+    return PriceModel(booster=booster, features=list(features), categories=categories,
+                      params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()})
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE and R² in euros, median absolute percentage error, and the row count."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    err = predicted - actual
+    ss_res = float(np.sum(err**2))
+    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
+    return {
+        "mae_eur": float(np.mean(np.abs(err))),
+        "median_ape": float(np.median(np.abs(err) / actual)),
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+        "n": int(len(actual)),
+    }
+
+
+def evaluate(model: PriceModel, df: pd.DataFrame) -> dict[str, float]:
+    """The model's metrics on ``df`` (prices in euros)."""
+    return regression_metrics(df["price_eur"].to_numpy(), model.predict_price(df))
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    version: str
+    path: Path
+    sha256: str
+
+
+def save_model(model: PriceModel, models_dir: Path, trained_at: datetime, extra: dict | None = None) -> SavedModel:
+    """Write ``model.txt`` (LightGBM text) and ``model.json`` into a new folder named by version."""
+    text = model.booster.model_to_string()
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    version = f"{trained_at:%Y%m%dT%H%M%S}-{sha[:8]}"
+    folder = models_dir / version
+    folder.mkdir(parents=True, exist_ok=False)
+    (folder / "model.txt").write_text(text, encoding="utf-8")
+    meta = {"version": version, "sha256": sha, "features": model.features, "categories": model.categories,
+            "params": model.params, "metrics": model.metrics, "trained_at": trained_at.isoformat(), **(extra or {})}
+    (folder / "model.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    return SavedModel(version=version, path=folder, sha256=sha)
+
+
+def load_model(folder: Path, expected_sha256: str | None = None) -> PriceModel:
+    """Load a saved model; ModelArtifactError if files are missing or the checksum does not match."""
+    try:
+        text = (folder / "model.txt").read_text(encoding="utf-8")
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelArtifactError(f"cannot read model in {folder}: {exc}") from exc
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    for expected in (meta.get("sha256"), expected_sha256):
+        if expected and expected != sha:
+            raise ModelArtifactError(f"model.txt in {folder} does not match its checksum {expected[:12]}…")
+    try:
+        booster = lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as exc:
+        raise ModelArtifactError(f"LightGBM cannot load {folder / 'model.txt'}: {exc}") from exc
+    return PriceModel(booster=booster, features=meta["features"], categories=meta["categories"],
+                      params=meta.get("params", {}), metrics=meta.get("metrics", {}))

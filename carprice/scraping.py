@@ -1,0 +1,67 @@
+"""Run a Scrapy crawl of one source in its own process and return the batch it landed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from carprice.config import EMBEDDED_MARKETPLACE, PROJECT_DIR, SourceConfig
+from carprice.landing import Batch, read_batch
+from carprice.market.server import running_marketplace
+from scrapers.pipelines import make_batch_id
+
+
+class CrawlError(RuntimeError):
+    """The crawl process failed or landed nothing; carries the end of its log."""
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    batch: Batch
+    seconds: float
+    log_tail: str
+
+
+def crawl_command(source: SourceConfig, start_url: str, landing_dir: Path, batch_id: str,
+                  max_pages: int | None = None) -> list[str]:
+    """The ``scrapy crawl`` command line for one source."""
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "listings",
+           "-a", f"start_url={start_url}", "-a", f"source={source.name}", "-a", f"link_css={source.link_css}",
+           "-s", f"LANDING_DIR={landing_dir}", "-s", f"BATCH_ID={batch_id}"]
+    if source.next_css:
+        cmd += ["-a", f"next_css={source.next_css}"]
+    if max_pages:
+        cmd += ["-a", f"max_pages={max_pages}"]
+    for key, value in source.scrapy_settings.items():
+        cmd += ["-s", f"{key}={value}"]
+    return cmd
+
+
+def crawl_source(source: SourceConfig, landing_dir: Path, *, market_seed: int, market_day: int,
+                 market_listings: int, timeout_s: float = 1800, max_pages: int | None = None) -> CrawlResult:
+    """Crawl ``source`` (starting the embedded marketplace if it is that one) and return the landed batch."""
+    batch_id = make_batch_id(source.name, datetime.now(UTC))
+    with ExitStack() as stack:
+        start_url = source.start_url
+        if start_url == EMBEDDED_MARKETPLACE:
+            base = stack.enter_context(running_marketplace(market_seed, market_day, market_listings))
+            start_url = f"{base}/cars?page=1"
+        cmd = crawl_command(source, start_url, landing_dir, batch_id, max_pages)
+        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise CrawlError(f"crawl of {source.name} timed out after {timeout_s} s") from exc
+        seconds = time.perf_counter() - started
+    log_tail = "\n".join(proc.stderr.splitlines()[-40:])
+    batch_dir = landing_dir / source.name / batch_id
+    if proc.returncode != 0 or not (batch_dir / "manifest.json").exists():
+        raise CrawlError(f"crawl of {source.name} failed (exit {proc.returncode}); last log lines:\n{log_tail}")
+    return CrawlResult(batch=read_batch(batch_dir), seconds=seconds, log_tail=log_tail)

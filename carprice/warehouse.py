@@ -1,0 +1,125 @@
+"""The DuckDB warehouse: one file, short-lived connections, every write in one transaction.
+
+DuckDB lets one process write at a time, so nothing here holds a connection
+open between calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import typing
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from carprice.landing import Batch
+from scrapers.items import CarListing, Reject
+
+_SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE"}
+
+
+def _columns(item_type) -> dict[str, str]:
+    """DuckDB column types of an item dataclass, from its annotations (``X | None`` -> X's type)."""
+    hints = typing.get_type_hints(item_type)
+    out = {}
+    for f in fields(item_type):
+        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)] or [hints[f.name]]
+        out[f.name] = _SQL_TYPES[args[0]]
+    return out
+
+
+LISTING_COLUMNS = _columns(CarListing)
+REJECT_COLUMNS = _columns(Reject)
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS batches (
+        batch_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+        finish_reason VARCHAR, spider_version VARCHAR, listings BIGINT, rejects BIGINT, pages BIGINT,
+        manifest JSON, ingested_at TIMESTAMPTZ NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS raw_listings (batch_id VARCHAR NOT NULL, ingested_at TIMESTAMPTZ NOT NULL, "
+    + ", ".join(f"{name} {sql}" for name, sql in LISTING_COLUMNS.items()) + ")",
+    "CREATE TABLE IF NOT EXISTS raw_rejects (batch_id VARCHAR NOT NULL, ingested_at TIMESTAMPTZ NOT NULL, "
+    + ", ".join(f"{name} {sql}" for name, sql in REJECT_COLUMNS.items()) + ")",
+    """CREATE TABLE IF NOT EXISTS model_registry (
+        version VARCHAR PRIMARY KEY, trained_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL,
+        status_reason VARCHAR, artifact_path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
+        train_batches VARCHAR[] NOT NULL, code_version VARCHAR NOT NULL, params JSON, features JSON,
+        metrics JSON, n_train BIGINT, n_holdout BIGINT)""",
+]
+
+
+class Warehouse:
+    """Reads and writes the warehouse file; each method opens and closes its own connection."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one unit of work; the schema exists before any write."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            if not read_only:
+                for ddl in _SCHEMA:
+                    con.execute(ddl)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: everything in the block lands, or nothing does."""
+        with self.connect() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run a read query and return a DataFrame."""
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def ingest_batch(self, batch: Batch) -> dict[str, int]:
+        """Copy a landed batch into raw_listings/raw_rejects, replacing exactly that batch's rows."""
+        now = datetime.now(UTC)
+        m = batch.manifest
+        counts = m.get("counts", {})
+        with self.transaction() as con:
+            for table, path, columns in (("raw_listings", batch.listings_file, LISTING_COLUMNS),
+                                         ("raw_rejects", batch.rejects_file, REJECT_COLUMNS)):
+                con.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch.batch_id])
+                if path.exists() and path.stat().st_size > 0:
+                    spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+                    con.execute(
+                        f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, ? AS ingested_at, * "
+                        f"FROM read_json(?, format='newline_delimited', columns={spec})",
+                        [batch.batch_id, now, str(path)],
+                    )
+            con.execute("DELETE FROM batches WHERE batch_id = ?", [batch.batch_id])
+            con.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch.batch_id, batch.source, m.get("started_at"), m.get("finished_at"), m.get("finish_reason"),
+                 m.get("spider_version"), counts.get("listings"), counts.get("rejects"), counts.get("pages"),
+                 json.dumps(m), now],
+            )
+            n_listings = con.execute("SELECT count(*) FROM raw_listings WHERE batch_id = ?", [batch.batch_id]).fetchone()[0]
+            n_rejects = con.execute("SELECT count(*) FROM raw_rejects WHERE batch_id = ?", [batch.batch_id]).fetchone()[0]
+        return {"listings": n_listings, "rejects": n_rejects}
+
+    def replace_table(self, name: str, df: pd.DataFrame) -> int:
+        """Replace table ``name`` with ``df`` in one transaction; returns the row count."""
+        with self.transaction() as con:
+            con.register("incoming", df)
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM incoming')
+            con.unregister("incoming")
+        return len(df)

@@ -1,0 +1,184 @@
+"""Pure functions from a page's HTML to listings, links and rejects; no I/O, no Scrapy engine.
+
+Structured data is read with extruct (JSON-LD and microdata, in its uniform
+shape), so a site that marks its cars up either way reads the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urljoin
+
+import extruct
+from parsel import Selector
+
+from scrapers.items import CarListing, Reject
+
+VEHICLE_TYPES = {"Car", "Vehicle", "MotorizedVehicle", "Motorcycle", "BusOrCoach"}
+
+
+def extract_entities(html: str | bytes, url: str) -> tuple[list[dict], str]:
+    """All schema.org entities on a page, flattened, with the syntax that held them.
+
+    Raises ValueError when a JSON-LD block is not valid JSON.
+    """
+    try:
+        data = extruct.extract(html, base_url=url, syntaxes=["json-ld", "microdata"], uniform=True)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON-LD: {exc.msg} at char {exc.pos}") from exc
+    entities: list[dict] = []
+    fmt = "json-ld"
+    for syntax in ("json-ld", "microdata"):
+        found = list(_flatten(data.get(syntax, [])))
+        if found and not entities:
+            fmt = syntax
+        entities.extend(found)
+    return entities, fmt
+
+
+def _flatten(items: Iterable[Any]) -> Iterator[dict]:
+    for item in items:
+        if isinstance(item, list):
+            yield from _flatten(item)
+        elif isinstance(item, dict):
+            if "@graph" in item:
+                yield from _flatten(item["@graph"])
+            else:
+                yield item
+
+
+def _types(entity: dict) -> set[str]:
+    value = entity.get("@type", [])
+    values = value if isinstance(value, list) else [value]
+    return {str(v).rsplit("/", 1)[-1] for v in values}
+
+
+def find_vehicle(entities: list[dict]) -> dict | None:
+    """The entity describing the car for sale: a Car/Vehicle, or a Product that carries an Offer."""
+    for entity in entities:
+        if _types(entity) & VEHICLE_TYPES:
+            return entity
+    for entity in entities:
+        if "Product" in _types(entity) and "offers" in entity:
+            return entity
+    return None
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _text(value: Any) -> str | None:
+    """A scalar as text; the name of a nested entity; None for nothing."""
+    value = _first(value)
+    if isinstance(value, dict):
+        value = value.get("name", value.get("value"))
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _quantity(value: Any) -> tuple[str | None, str | None]:
+    """(value, unit) of a schema.org QuantitativeValue or a bare number."""
+    value = _first(value)
+    if isinstance(value, dict):
+        return _text(value.get("value")), _text(value.get("unitCode") or value.get("unitText"))
+    return _text(value), None
+
+
+def _property(entity: dict, name: str) -> str | None:
+    props = entity.get("additionalProperty") or []
+    for prop in props if isinstance(props, list) else [props]:
+        if isinstance(prop, dict) and str(prop.get("name", "")).lower() == name:
+            return _text(prop.get("value"))
+    return None
+
+
+def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, page_format: str) -> CarListing:
+    """Map a schema.org vehicle entity (with its Offer) onto a raw CarListing."""
+    offer = _first(entity.get("offers")) or {}
+    if not isinstance(offer, dict):
+        offer = {}
+    if "lowPrice" in offer and "price" not in offer:  # AggregateOffer
+        offer = {**offer, "price": offer["lowPrice"]}
+    engine = _first(entity.get("vehicleEngine")) or {}
+    power, power_unit = _quantity(engine.get("enginePower") if isinstance(engine, dict) else None)
+    mileage, mileage_unit = _quantity(entity.get("mileageFromOdometer"))
+    seller = _first(offer.get("seller")) or {}
+    place = _first(offer.get("availableAtOrFrom")) or {}
+    address = _first(place.get("address")) if isinstance(place, dict) else None
+    region = _text(address.get("addressRegion")) if isinstance(address, dict) else _text(address)
+    price = offer.get("price")
+    if price is None:
+        spec = _first(offer.get("priceSpecification"))
+        price = spec.get("price") if isinstance(spec, dict) else None
+    return CarListing(
+        url=url, source=source, scraped_at=scraped_at, page_format=page_format,
+        title=_text(entity.get("name")),
+        description=_text(entity.get("description")),
+        make_raw=_text(entity.get("brand") or entity.get("manufacturer")),
+        model=_text(entity.get("model")),
+        model_year_raw=_text(entity.get("vehicleModelDate") or entity.get("productionDate")),
+        first_registration_raw=_text(entity.get("dateVehicleFirstRegistered")),
+        mileage_raw=mileage, mileage_unit_raw=mileage_unit,
+        fuel_raw=_text(entity.get("fuelType")),
+        transmission_raw=_text(entity.get("vehicleTransmission")),
+        body_raw=_text(entity.get("bodyType")),
+        power_raw=power, power_unit_raw=power_unit,
+        color=_text(entity.get("color")),
+        doors_raw=_text(entity.get("numberOfDoors")),
+        condition_raw=_property(entity, "condition") or _text(entity.get("itemCondition")),
+        price_raw=_text(price),
+        currency_raw=_text(offer.get("priceCurrency")),
+        seller_type_raw=(sorted(_types(seller)) or [None])[0] if isinstance(seller, dict) else None,
+        seller_name=_text(seller.get("name")) if isinstance(seller, dict) else _text(seller),
+        region=region,
+        listed_at_raw=_text(offer.get("validFrom") or entity.get("datePosted")),
+        site_listing_id=_text(entity.get("sku") or entity.get("productID")),
+    )
+
+
+def parse_listing_page(html: str | bytes, url: str, source: str, scraped_at: str) -> CarListing | Reject:
+    """A detail page's listing, or a Reject saying why the page has none."""
+    try:
+        entities, fmt = extract_entities(html, url)
+    except ValueError as exc:
+        return Reject(url=url, source=source, scraped_at=scraped_at, reason="invalid structured data", detail=str(exc))
+    vehicle = find_vehicle(entities)
+    if vehicle is None:
+        found = sorted({t for e in entities for t in _types(e)})
+        return Reject(url=url, source=source, scraped_at=scraped_at, reason="no schema.org vehicle on page",
+                      detail=f"types found: {found}")
+    return listing_from_entity(vehicle, url, source, scraped_at, fmt)
+
+
+def listing_links(html: str | bytes, url: str, link_css: str | None = None) -> list[str]:
+    """Detail-page URLs on a results page: from a schema.org ItemList, else from ``link_css`` anchors."""
+    try:
+        entities, _ = extract_entities(html, url)
+    except ValueError:
+        entities = []
+    links: list[str] = []
+    for entity in entities:
+        if "ItemList" in _types(entity):
+            for element in entity.get("itemListElement") or []:
+                if isinstance(element, dict):
+                    target = element.get("url") or _text(element.get("item"))
+                    if target:
+                        links.append(urljoin(url, str(target)))
+    if not links and link_css:
+        sel = Selector(text=html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
+        links = [urljoin(url, href) for href in sel.css(f"{link_css}::attr(href)").getall()]
+    return list(dict.fromkeys(links))
+
+
+def next_page_link(html: str | bytes, url: str, next_css: str | None = None) -> str | None:
+    """The next results page: ``rel=next`` in a link or anchor, else the configured selector."""
+    sel = Selector(text=html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
+    href = sel.css('link[rel~="next"]::attr(href), a[rel~="next"]::attr(href)').get()
+    if not href and next_css:
+        href = sel.css(f"{next_css}::attr(href)").get()
+    return urljoin(url, href) if href else None

@@ -1,0 +1,178 @@
+"""Item pipelines, one job each: normalize values, validate listings, land the batch atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from itemadapter import ItemAdapter
+from scrapy import signals
+from scrapy.exceptions import DropItem
+
+from scrapers import __version__, normalize
+from scrapers.items import CarListing, Reject
+
+
+class NormalizePipeline:
+    """Fill a listing's normalized fields from its raw ones: units, currency, names, dates."""
+
+    def __init__(self, rates: dict[str, float]):
+        self.rates = rates
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(rates=dict(crawler.settings.getdict("EUR_PER_UNIT")))
+
+    def process_item(self, item):
+        if not isinstance(item, CarListing):
+            return item
+        return normalize_listing(item, self.rates)
+
+
+def normalize_listing(item: CarListing, rates: dict[str, float]) -> CarListing:
+    """Return ``item`` with its normalized fields computed from the raw ones."""
+    item.make = normalize.canonical_make(item.make_raw)
+    item.model_year = normalize.model_year(item.model_year_raw) or normalize.model_year(item.first_registration_raw)
+    item.first_registration = normalize.month_date(item.first_registration_raw)
+    item.mileage_km = normalize.mileage_km(item.mileage_raw, item.mileage_unit_raw)
+    item.fuel = normalize.fuel(item.fuel_raw)
+    item.transmission = normalize.transmission(item.transmission_raw)
+    item.body = item.body_raw.strip().lower() if item.body_raw else None
+    item.power_kw = normalize.power_kw(item.power_raw, item.power_unit_raw)
+    item.doors = normalize.integer(item.doors_raw)
+    item.condition = normalize.condition(item.condition_raw)
+    item.price = normalize.parse_number(item.price_raw)
+    item.currency = normalize.detect_currency(item.currency_raw, item.price_raw)
+    item.price_eur = normalize.to_eur(item.price, item.currency, rates)
+    item.seller_type = normalize.seller_type(item.seller_type_raw)
+    item.listed_at = normalize.month_date(item.listed_at_raw) or item.scraped_at[:10]
+    return item
+
+
+class ValidatePipeline:
+    """Drop a listing that cannot be understood, with the reason (the landing pipeline records it)."""
+
+    def __init__(self, rates: dict[str, float]):
+        self.rates = rates
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(rates=dict(crawler.settings.getdict("EUR_PER_UNIT")))
+
+    def process_item(self, item):
+        if not isinstance(item, CarListing):
+            return item
+        problem = listing_problem(item, self.rates)
+        if problem:
+            raise DropItem(problem)
+        return item
+
+
+def listing_problem(item: CarListing, rates: dict[str, float]) -> str | None:
+    """Why a normalized listing is unusable, or None when it is usable."""
+    if not item.make:
+        return "missing make"
+    if not item.model:
+        return "missing model"
+    if item.price_raw is None:
+        return "missing price"
+    if item.price is None:
+        return f"unreadable price {item.price_raw!r}"
+    if item.currency is None:
+        return f"price without currency {item.price_raw!r}"
+    if item.currency not in rates:
+        return f"unknown currency {item.currency!r}"
+    if item.mileage_raw is not None and item.mileage_km is None:
+        return f"unreadable mileage {item.mileage_raw!r}"
+    return None
+
+
+class LandingZonePipeline:
+    """Write accepted listings and rejects of one crawl as a batch that appears whole or not at all."""
+
+    def __init__(self, landing_dir: Path, crawler, batch_id: str | None = None):
+        self.landing_dir = landing_dir
+        self.crawler = crawler
+        self.batch_id = batch_id
+        self.counts = {"listings": 0, "rejects": 0}
+        self.reasons: dict[str, int] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        pipeline = cls(Path(crawler.settings.get("LANDING_DIR")), crawler, crawler.settings.get("BATCH_ID"))
+        crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(pipeline.spider_error, signal=signals.spider_error)
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    @property
+    def source(self) -> str:
+        return self.crawler.spider.source
+
+    def open_spider(self):
+        self.started_at = datetime.now(UTC)
+        self.batch_id = self.batch_id or make_batch_id(self.source, self.started_at)
+        self.final_dir = self.landing_dir / self.source / self.batch_id
+        self.tmp_dir = self.landing_dir / self.source / f".tmp-{self.batch_id}"
+        self.tmp_dir.mkdir(parents=True)
+        self.listings = open(self.tmp_dir / "listings.jsonl", "w", encoding="utf-8")
+        self.rejects = open(self.tmp_dir / "rejects.jsonl", "w", encoding="utf-8")
+
+    def process_item(self, item):
+        if isinstance(item, Reject):
+            self._reject(item)
+        else:
+            self.listings.write(json.dumps(ItemAdapter(item).asdict(), ensure_ascii=False) + "\n")
+            self.counts["listings"] += 1
+        return item
+
+    def _reject(self, reject: Reject) -> None:
+        self.rejects.write(json.dumps(asdict(reject), ensure_ascii=False) + "\n")
+        self.counts["rejects"] += 1
+        self.reasons[reject.reason] = self.reasons.get(reject.reason, 0) + 1
+
+    def item_dropped(self, item, response, exception, spider=None):
+        url = getattr(item, "url", None) or (response.url if response is not None else "")
+        self._reject(Reject(url=url, source=self.source, scraped_at=getattr(item, "scraped_at", _now()),
+                            reason=str(exception), detail=json.dumps(ItemAdapter(item).asdict(), default=str)[:2000]))
+
+    def spider_error(self, failure, response, spider=None):
+        self._reject(Reject(url=response.url, source=self.source, scraped_at=_now(),
+                            reason="spider error", detail=repr(failure.value)[:2000]))
+
+    def spider_closed(self, spider, reason):
+        self.listings.close()
+        self.rejects.close()
+        stats = self.crawler.stats.get_stats()
+        manifest = {
+            "batch_id": self.batch_id,
+            "source": self.source,
+            "start_url": spider.start_url,
+            "spider": spider.name,
+            "spider_version": __version__,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": _now(),
+            "finish_reason": reason,
+            "counts": {**self.counts, "pages": stats.get("response_received_count", 0)},
+            "reject_reasons": self.reasons,
+            "files": {"listings": "listings.jsonl", "rejects": "rejects.jsonl"},
+        }
+        with open(self.tmp_dir / "manifest.json", "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(self.tmp_dir, self.final_dir)
+        spider.logger.info("landed batch %s at %s (%s)", self.batch_id, self.final_dir, self.counts)
+
+
+def make_batch_id(source: str, at: datetime) -> str:
+    """A batch name that sorts by time and never collides: ``<source>-<UTC time>-<random>``."""
+    return f"{source}-{at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

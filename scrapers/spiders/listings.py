@@ -1,0 +1,70 @@
+"""A generic spider for used-car sites that publish schema.org vehicle data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.spidermiddlewares.httperror import HttpError
+
+from scrapers.items import Reject
+from scrapers.parsing import listing_links, next_page_link, parse_listing_page
+
+
+class ListingsSpider(scrapy.Spider):
+    """Walk a site's result pages (rel=next or a selector) and read every listing page's Car/Offer data.
+
+    Arguments (``-a name=value``): ``start_url`` (required), ``source`` (batch name, default: the host),
+    ``link_css`` and ``next_css`` (selectors for sites without ItemList data or rel=next),
+    ``max_pages`` (stop following pagination after this many result pages).
+    """
+
+    name = "listings"
+
+    def __init__(self, start_url: str, source: str | None = None, link_css: str = "a.listing-link",
+                 next_css: str | None = None, max_pages: str | int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.start_url = start_url
+        host = urlsplit(start_url).hostname
+        if not host:
+            raise ValueError(f"start_url needs a host: {start_url!r}")
+        self.allowed_domains = [host]
+        self.source = source or host.replace(".", "_")
+        self.link_css = link_css
+        self.next_css = next_css
+        self.max_pages = int(max_pages) if max_pages else None
+        self.result_pages = 0
+
+    async def start(self):
+        yield scrapy.Request(self.start_url, callback=self.parse, errback=self.failed)
+
+    def parse(self, response):
+        """A results page: follow every listing on it, then the next page."""
+        self.result_pages += 1
+        for url in listing_links(response.body, response.url, self.link_css):
+            yield scrapy.Request(url, callback=self.parse_listing, errback=self.failed)
+        next_url = next_page_link(response.body, response.url, self.next_css)
+        if next_url and (self.max_pages is None or self.result_pages < self.max_pages):
+            yield scrapy.Request(next_url, callback=self.parse, errback=self.failed)
+
+    def parse_listing(self, response):
+        """A listing page: its CarListing, or a Reject with the reason."""
+        yield parse_listing_page(response.body, response.url, self.source, _now())
+
+    def failed(self, failure):
+        """A request that failed for good (after retries) becomes a reject, not a silent gap."""
+        request = failure.request
+        if failure.check(HttpError):
+            reason = f"HTTP {failure.value.response.status}"
+        elif failure.check(IgnoreRequest):
+            reason = f"request ignored: {failure.value}"
+        else:
+            reason = f"download failed: {type(failure.value).__name__}"
+        yield Reject(url=request.url, source=self.source, scraped_at=_now(), reason=reason,
+                     detail=str(failure.value)[:500])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
