@@ -62,7 +62,7 @@ def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp) -> pd.Series:
     ratio = price_to_group_median(df)
     text = ratio.map(lambda r: f"implausible price: {r:.2f}x the median of its make/model/year" if pd.notna(r) else None)
     flag((ratio > PRICE_RATIO_LIMIT) | (ratio < 1 / PRICE_RATIO_LIMIT), text)
-    return reasons
+    return reasons.astype("object").where(reasons.notna(), None)
 
 
 def price_to_group_median(df: pd.DataFrame) -> pd.Series:

@@ -81,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     ui.set_defaults(func=cmd_ui)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from carprice.landing import BatchError
+    from carprice.scraping import CrawlError
+
+    try:
+        return args.func(args)
+    except (ValueError, CrawlError, BatchError) as exc:
+        print(f"carprice: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

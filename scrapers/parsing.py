@@ -19,8 +19,8 @@ from scrapers.items import CarListing, Reject
 VEHICLE_TYPES = {"Car", "Vehicle", "MotorizedVehicle", "Motorcycle", "BusOrCoach"}
 
 
-def extract_entities(html: str | bytes, url: str) -> tuple[list[dict], str]:
-    """All schema.org entities on a page, flattened, with the syntax that held them.
+def extract_entities(html: str | bytes, url: str) -> list[tuple[str, dict]]:
+    """All schema.org entities on a page, flattened, each with the syntax that held it.
 
     Raises ValueError when a JSON-LD block is not valid JSON.
     """
@@ -28,14 +28,7 @@ def extract_entities(html: str | bytes, url: str) -> tuple[list[dict], str]:
         data = extruct.extract(html, base_url=url, syntaxes=["json-ld", "microdata"], uniform=True)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON-LD: {exc.msg} at char {exc.pos}") from exc
-    entities: list[dict] = []
-    fmt = "json-ld"
-    for syntax in ("json-ld", "microdata"):
-        found = list(_flatten(data.get(syntax, [])))
-        if found and not entities:
-            fmt = syntax
-        entities.extend(found)
-    return entities, fmt
+    return [(syntax, entity) for syntax in ("json-ld", "microdata") for entity in _flatten(data.get(syntax, []))]
 
 
 def _flatten(items: Iterable[Any]) -> Iterator[dict]:
@@ -55,14 +48,14 @@ def _types(entity: dict) -> set[str]:
     return {str(v).rsplit("/", 1)[-1] for v in values}
 
 
-def find_vehicle(entities: list[dict]) -> dict | None:
-    """The entity describing the car for sale: a Car/Vehicle, or a Product that carries an Offer."""
-    for entity in entities:
+def find_vehicle(entities: list[tuple[str, dict]]) -> tuple[str, dict] | None:
+    """The entity describing the car for sale (with its syntax): a Car/Vehicle, or a Product with an Offer."""
+    for syntax, entity in entities:
         if _types(entity) & VEHICLE_TYPES:
-            return entity
-    for entity in entities:
+            return syntax, entity
+    for syntax, entity in entities:
         if "Product" in _types(entity) and "offers" in entity:
-            return entity
+            return syntax, entity
     return None
 
 
@@ -111,10 +104,11 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
     place = _first(offer.get("availableAtOrFrom")) or {}
     address = _first(place.get("address")) if isinstance(place, dict) else None
     region = _text(address.get("addressRegion")) if isinstance(address, dict) else _text(address)
-    price = offer.get("price")
-    if price is None:
-        spec = _first(offer.get("priceSpecification"))
-        price = spec.get("price") if isinstance(spec, dict) else None
+    price, currency = offer.get("price"), offer.get("priceCurrency")
+    spec = _first(offer.get("priceSpecification"))
+    if isinstance(spec, dict):  # the specification carries its own price and currency
+        price = spec.get("price") if price is None else price
+        currency = currency or spec.get("priceCurrency")
     return CarListing(
         url=url, source=source, scraped_at=scraped_at, page_format=page_format,
         title=_text(entity.get("name")),
@@ -132,7 +126,7 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
         doors_raw=_text(entity.get("numberOfDoors")),
         condition_raw=_property(entity, "condition") or _text(entity.get("itemCondition")),
         price_raw=_text(price),
-        currency_raw=_text(offer.get("priceCurrency")),
+        currency_raw=_text(currency),
         seller_type_raw=(sorted(_types(seller)) or [None])[0] if isinstance(seller, dict) else None,
         seller_name=_text(seller.get("name")) if isinstance(seller, dict) else _text(seller),
         region=region,
@@ -144,35 +138,45 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
 def parse_listing_page(html: str | bytes, url: str, source: str, scraped_at: str) -> CarListing | Reject:
     """A detail page's listing, or a Reject saying why the page has none."""
     try:
-        entities, fmt = extract_entities(html, url)
+        entities = extract_entities(html, url)
     except ValueError as exc:
         return Reject(url=url, source=source, scraped_at=scraped_at, reason="invalid structured data", detail=str(exc))
-    vehicle = find_vehicle(entities)
-    if vehicle is None:
-        found = sorted({t for e in entities for t in _types(e)})
+    found = find_vehicle(entities)
+    if found is None:
+        types = sorted({t for _, e in entities for t in _types(e)})
         return Reject(url=url, source=source, scraped_at=scraped_at, reason="no schema.org vehicle on page",
-                      detail=f"types found: {found}")
-    return listing_from_entity(vehicle, url, source, scraped_at, fmt)
+                      detail=f"types found: {types}")
+    syntax, vehicle = found
+    return listing_from_entity(vehicle, url, source, scraped_at, syntax)
 
 
 def listing_links(html: str | bytes, url: str, link_css: str | None = None) -> list[str]:
     """Detail-page URLs on a results page: from a schema.org ItemList, else from ``link_css`` anchors."""
     try:
-        entities, _ = extract_entities(html, url)
+        entities = extract_entities(html, url)
     except ValueError:
         entities = []
     links: list[str] = []
-    for entity in entities:
+    for _, entity in entities:
         if "ItemList" in _types(entity):
             for element in entity.get("itemListElement") or []:
-                if isinstance(element, dict):
-                    target = element.get("url") or _text(element.get("item"))
-                    if target:
-                        links.append(urljoin(url, str(target)))
+                target = _item_url(element)
+                if target:
+                    links.append(urljoin(url, target))
     if not links and link_css:
         sel = Selector(text=html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
         links = [urljoin(url, href) for href in sel.css(f"{link_css}::attr(href)").getall()]
     return list(dict.fromkeys(links))
+
+
+def _item_url(element: Any) -> str | None:
+    """The URL of a ListItem: its own ``url``, or the ``url``/``@id`` of the entity it wraps."""
+    if not isinstance(element, dict):
+        return None
+    item = element.get("item")
+    if isinstance(item, dict):
+        return _text(item.get("url") or item.get("@id"))
+    return _text(element.get("url") or item)
 
 
 def next_page_link(html: str | bytes, url: str, next_css: str | None = None) -> str | None:

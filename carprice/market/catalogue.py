@@ -502,6 +502,11 @@ MODELS: tuple[ModelSpec, ...] = (
     # --- Leapmotor ---
     ModelSpec("Leapmotor", "T03", "hatchback", 19000, _E, (70, 70), 1.0, 2024, None),
     ModelSpec("Leapmotor", "C10", "suv", 36000, _E, (160, 160), 1.0, 2024, None),
+    # Launching after the simulation starts (model year 2027 goes on sale in autumn 2026).
+    ModelSpec("Volkswagen", "ID. Golf", "hatchback", 39000, _E, (150, 250), 1.0, 2027, None),
+    ModelSpec("BMW", "iX3 Neue Klasse", "suv", 68000, _E, (200, 345), 1.0, 2027, None),
+    ModelSpec("Toyota", "Corolla EV", "sedan", 36000, _E, (130, 200), 1.0, 2027, None),
+    ModelSpec("Dacia", "Bigster Hybrid 4x4", "suv", 32000, ("hybrid",), (110, 130), 1.0, 2027, None),
 )
 
 

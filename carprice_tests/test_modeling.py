@@ -1,0 +1,127 @@
+"""Features and the LightGBM model: tiny frames for the features, a simulated market for training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carprice import modeling
+from carprice.features import FEATURES, build_features
+from carprice.market.generator import Market, MarketConfig
+from carprice.market.pages import description_of, title_of
+
+
+def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.DataFrame:
+    """Clean-listing rows straight from the simulated market's truth (no crawl), absurd prices left out."""
+    market = Market(MarketConfig.for_active_listings(n, seed=seed))
+    rows = []
+    for lst in market.listings_on(day):
+        if lst.absurd_price:
+            continue
+        car = lst.car
+        rows.append(dict(
+            url=f"http://x{lst.path}", title=title_of(lst), description=description_of(lst), make=car.spec.make,
+            model=car.spec.model, model_year=car.model_year, first_registration=car.first_registration.isoformat(),
+            mileage_km=float(car.mileage_km), fuel=car.fuel, transmission=car.transmission, body=car.spec.body,
+            power_kw=float(car.power_kw), color=car.color, doors=car.doors, condition=car.condition,
+            price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
+            listed_at=market.date_of(lst.listed_day).isoformat()))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return build_features(clean_frame_from_market())
+
+
+@pytest.fixture(scope="module")
+def trained(features):
+    train, holdout = modeling.split_by_time(features, 0.2)
+    return modeling.train_model(train), train, holdout
+
+
+def test_features_of_one_listing():
+    clean = pd.DataFrame([dict(
+        url="u", title="VW Golf GTI - for parts", description="Full service history, Navi, Leather.",
+        make="Volkswagen", model="Golf", model_year=2020, first_registration="2020-01-01", mileage_km=50000.0,
+        fuel="petrol", transmission="manual", body="hatchback", power_kw=180.0, color="red", doors=3,
+        condition=None, price_eur=4000.0, seller_type="private", region="Vienna", listed_at="2025-01-01")])
+    row = build_features(clean).iloc[0]
+    assert row["age_years"] == pytest.approx(5.0, abs=0.01)
+    assert row["km_per_year"] == pytest.approx(10000, rel=0.01)
+    assert (row["for_parts"], row["service_history"], row["top_trim"], row["salvage"]) == (1, 1, 1, 0)
+    assert row["equipment_words"] == 2
+    assert row["make"] == "volkswagen" and pd.isna(row["condition"])
+    assert row["log_price"] == pytest.approx(np.log(4000))
+
+
+def test_age_falls_back_to_model_year_without_registration():
+    clean = pd.DataFrame([dict(url="u", title="", description=None, make="Kia", model="Ceed", model_year=2020,
+                               first_registration=None, mileage_km=None, fuel=None, transmission=None, body=None,
+                               power_kw=None, color=None, doors=None, condition=None, price_eur=9000.0,
+                               seller_type=None, region=None, listed_at="2024-07-01")])
+    row = build_features(clean).iloc[0]
+    assert row["age_years"] == pytest.approx(4.0, abs=0.01)
+    assert pd.isna(row["km_per_year"])
+
+
+def test_split_by_time_holds_out_the_newest(features):
+    train, holdout = modeling.split_by_time(features, 0.2)
+    assert train["listed_at"].max() < holdout["listed_at"].min()
+    assert 0.1 < len(holdout) / len(features) < 0.35
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        modeling.split_by_time(features, 1.5)
+    with pytest.raises(ValueError, match="one side is empty"):
+        modeling.split_by_time(features.assign(listed_at=pd.Timestamp("2026-01-01")), 0.2)
+
+
+def test_model_learns_the_market(trained):
+    model, train, holdout = trained
+    metrics = modeling.evaluate(model, holdout)
+    assert metrics["r2"] > 0.75, metrics
+    assert metrics["median_ape"] < 0.2, metrics
+    assert metrics["n"] == len(holdout)
+
+
+def test_too_little_data_is_a_clear_error(features):
+    with pytest.raises(ValueError, match="at least 50"):
+        modeling.train_model(features.head(10))
+
+
+def test_saved_model_predicts_the_same_after_loading(trained, tmp_path):
+    model, _, holdout = trained
+    saved = modeling.save_model(model, tmp_path, pd.Timestamp("2026-01-02T03:04:05").to_pydatetime())
+    assert (saved.path / "model.txt").read_text().startswith("tree")
+    loaded = modeling.load_model(saved.path, expected_sha256=saved.sha256)
+    np.testing.assert_allclose(loaded.predict_price(holdout), model.predict_price(holdout), rtol=1e-9)
+    assert loaded.features == FEATURES
+
+
+def test_altered_or_missing_artifact_is_refused(trained, tmp_path):
+    model, _, _ = trained
+    saved = modeling.save_model(model, tmp_path, pd.Timestamp("2026-01-02").to_pydatetime())
+    with pytest.raises(modeling.ModelArtifactError, match="checksum"):
+        modeling.load_model(saved.path, expected_sha256="0" * 64)
+    text = (saved.path / "model.txt").read_text()
+    (saved.path / "model.txt").write_text(text.replace("tree", "treX", 1))
+    with pytest.raises(modeling.ModelArtifactError, match="checksum"):
+        modeling.load_model(saved.path)
+    (saved.path / "model.json").unlink()
+    with pytest.raises(modeling.ModelArtifactError, match="cannot read"):
+        modeling.load_model(saved.path)
+
+
+def test_unseen_categories_and_missing_columns(trained):
+    model, _, holdout = trained
+    odd = holdout.head(3).assign(make="trabant", model="601")
+    assert np.isfinite(model.predict_price(odd)).all()
+    with pytest.raises(KeyError, match="feature columns missing"):
+        model.predict_price(holdout.drop(columns=["mileage_km"]))
+
+
+def test_regression_metrics_on_known_numbers():
+    m = modeling.regression_metrics(np.array([100.0, 200.0, 300.0]), np.array([110.0, 180.0, 300.0]))
+    assert m["mae_eur"] == pytest.approx(10.0)
+    assert m["median_ape"] == pytest.approx(0.1)
+    assert m["r2"] == pytest.approx(1 - 500 / 20000)

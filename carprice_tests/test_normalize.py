@@ -1,0 +1,228 @@
+"""Normalizers, table by table: what sellers write in, the project's values out; then why a listing is unusable."""
+
+from __future__ import annotations
+
+import pytest
+
+from scrapers import normalize
+from scrapers.items import CarListing
+from scrapers.pipelines import listing_problem, normalize_listing
+from scrapers.settings import EUR_PER_UNIT
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("€ 12.500", 12500.0),       # dot as thousands separator
+    ("12500 EUR", 12500.0),
+    ("12,500.00", 12500.0),      # comma thousands, dot decimals
+    ("12.500,50", 12500.5),      # dot thousands, comma decimals
+    ("EUR 12,500", 12500.0),
+    ("£9,995", 9995.0),
+    ("45,000 miles", 45000.0),
+    ("12,5", 12.5),              # a lone comma before 1-2 digits is a decimal comma
+    ("1.234.567", 1234567.0),    # repeated separator is thousands
+    ("1.5", 1.5),
+    ("abc", None),
+    ("", None),
+    (None, None),
+    (12.5, 12.5),
+    (7, 7.0),
+])
+def test_parse_number(text, expected):
+    assert normalize.parse_number(text) == expected
+
+
+@pytest.mark.parametrize(("currency", "price_text", "expected"), [
+    ("GBP", "12,500", "GBP"),
+    (" gbp ", None, "GBP"),      # trimmed and upper-cased
+    ("€", None, "EUR"),          # a symbol in priceCurrency
+    ("EUR", "£9,995", "EUR"),    # priceCurrency wins over the text
+    (None, "£9,995", "GBP"),
+    (None, "€ 12.500", "EUR"),
+    (None, "12500 EUR", "EUR"),
+    (None, "CHF 12,500", "CHF"),
+    ("", "$12,500", "USD"),
+    (None, "12.500 zł", "PLN"),
+    (None, "12500", None),
+    (None, None, None),
+])
+def test_detect_currency(currency, price_text, expected):
+    assert normalize.detect_currency(currency, price_text) == expected
+
+
+@pytest.mark.parametrize(("amount", "currency", "expected"), [
+    (12500.0, "EUR", 12500.0),
+    (100.0, "GBP", 117.65),
+    (1000.0, "SEK", 87.0),
+    (12500.0, "JPY", None),      # unknown currency
+    (12500.0, None, None),
+    (None, "EUR", None),
+])
+def test_to_eur(amount, currency, expected):
+    assert normalize.to_eur(amount, currency, EUR_PER_UNIT) == expected
+
+
+@pytest.mark.parametrize(("value", "unit", "expected"), [
+    ("45000", "SMI", 72420.5),
+    ("45000", "miles", 72420.5),
+    ("45,000 miles", None, 72420.5),
+    ("45000 mi", None, 72420.5),
+    ("45000", "KMT", 45000.0),
+    ("45,000 km", "KMT", 45000.0),
+    ("45000", None, 45000.0),    # no unit: kilometres
+    ("see photos", "KMT", None),
+    (None, "SMI", None),
+])
+def test_mileage_km(value, unit, expected):
+    assert normalize.mileage_km(value, unit) == expected
+
+
+@pytest.mark.parametrize(("value", "unit", "expected"), [
+    ("110", "KWT", 110.0),
+    ("150", "BHP", 111.9),
+    ("150", "hp", 111.9),
+    ("150", "PS", 110.3),
+    ("150 PS", None, 110.3),
+    ("150", "N12", 110.3),       # UN/CEFACT code for metric horsepower
+    ("110", None, 110.0),        # no unit: kilowatts
+    ("n/a", "KWT", None),
+])
+def test_power_kw(value, unit, expected):
+    assert normalize.power_kw(value, unit) == expected
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("VW", "Volkswagen"),
+    ("VOLKSWAGEN", "Volkswagen"),
+    ("Mercedes", "Mercedes-Benz"),
+    ("Mercedes Benz", "Mercedes-Benz"),
+    ("MERCEDES-BENZ", "Mercedes-Benz"),
+    ("Citroen", "Citroën"),
+    ("CITROEN", "Citroën"),
+    ("Landrover", "Land Rover"),
+    ("bmw", "BMW"),
+    ("Škoda", "Skoda"),
+    ("Alfa", "Alfa Romeo"),
+    ("Trabant", "Trabant"),           # unknown makes keep their own spelling
+    ("  Trabant   601 ", "Trabant 601"),  # ... with whitespace tidied
+    ("", None),
+    ("   ", None),
+    (None, None),
+])
+def test_canonical_make(name, expected):
+    assert normalize.canonical_make(name) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Petrol", "petrol"),
+    ("Gasoline", "petrol"),
+    ("Benzin", "petrol"),
+    ("DIESEL", "diesel"),
+    (" Plug-in Hybrid ", "hybrid"),
+    ("EV", "electric"),
+    ("LPG", "lpg"),
+    ("Natural gas", "cng"),
+    ("Wood gas", "wood gas"),    # unknown words kept, lower-cased
+    ("", None),
+    (None, None),
+])
+def test_fuel(value, expected):
+    assert normalize.fuel(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Automatic", "automatic"),
+    ("AUTOMATIC", "automatic"),
+    ("DSG", "automatic"),
+    ("CVT", "automatic"),
+    ("Automatik", "automatic"),
+    ("Manual", "manual"),
+    ("MANUAL", "manual"),
+    ("Semi-automatic", "semi-automatic"),
+    ("", None),
+    (None, None),
+])
+def test_transmission(value, expected):
+    assert normalize.transmission(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2017", 2017),
+    ("2017-05-01", 2017),
+    ("05/2017", 2017),
+    ("MY1999", 1999),
+    ("new", None),
+    ("", None),
+    (None, None),
+])
+def test_model_year(value, expected):
+    assert normalize.model_year(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2017-05-12", "2017-05-12"),
+    ("2017-05-12T10:00:00Z", "2017-05-12"),
+    ("2017-05", "2017-05-01"),
+    ("05/2017", "2017-05-01"),
+    ("5/2017", "2017-05-01"),
+    ("12.05.2017", "2017-05-12"),
+    ("garbage", None),
+    ("2017-13-01", None),        # no month 13
+    ("2017-02-30", None),
+    ("13/2017", None),
+    ("", None),
+    (None, None),
+])
+def test_month_date(value, expected):
+    assert normalize.month_date(value) == expected
+
+
+@pytest.mark.parametrize(("schema_type", "expected"), [
+    ("AutoDealer", "dealer"),
+    ("AutomotiveBusiness", "dealer"),
+    ("Organization", "dealer"),
+    ("LocalBusiness", "dealer"),
+    ("Person", "private"),
+    ("Thing", None),
+    ("", None),
+    (None, None),
+])
+def test_seller_type(schema_type, expected):
+    assert normalize.seller_type(schema_type) == expected
+
+
+# --- why a listing is unusable ----------------------------------------------------------------
+
+GOOD_RAW = dict(make_raw="VW", model="Golf", price_raw="€ 12.500", currency_raw="EUR",
+                mileage_raw="45,000", mileage_unit_raw="KMT")
+
+
+def normalized(**raw) -> CarListing:
+    item = CarListing(url="https://cars.example/1", source="test", scraped_at="2026-01-15T08:00:00+00:00",
+                      page_format="json-ld", **{**GOOD_RAW, **raw})
+    return normalize_listing(item, EUR_PER_UNIT)
+
+
+def test_a_good_listing_has_no_problem():
+    item = normalized()
+    assert (item.make, item.price_eur, item.mileage_km) == ("Volkswagen", 12500.0, 45000.0)
+    assert listing_problem(item, EUR_PER_UNIT) is None
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ({"make_raw": None}, "missing make"),
+    ({"make_raw": "  "}, "missing make"),
+    ({"model": None}, "missing model"),
+    ({"price_raw": None}, "missing price"),
+    ({"price_raw": "on request"}, "unreadable price 'on request'"),
+    ({"price_raw": "12500", "currency_raw": None}, "price without currency '12500'"),
+    ({"currency_raw": "JPY"}, "unknown currency 'JPY'"),
+    ({"price_raw": "¥ 1,250,000", "currency_raw": None}, "price without currency '¥ 1,250,000'"),
+    ({"mileage_raw": "see photos"}, "unreadable mileage 'see photos'"),
+    ({"make_raw": None, "price_raw": None}, "missing make"),  # the first problem is the one reported
+])
+def test_listing_problem(raw, problem):
+    assert listing_problem(normalized(**raw), EUR_PER_UNIT) == problem
+
+
+def test_missing_mileage_is_not_a_problem():
+    assert listing_problem(normalized(mileage_raw=None, mileage_unit_raw=None), EUR_PER_UNIT) is None

@@ -1,0 +1,84 @@
+"""Landing zone and warehouse: batches read strictly, ingested idempotently, in one transaction."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from carprice.landing import BatchError, find_batch, list_batches, read_batch
+from carprice.warehouse import Warehouse
+from carprice_tests.conftest import copy_batch
+
+
+def test_read_batch_refuses_incomplete_folders(tmp_path):
+    folder = tmp_path / "src" / "src-1"
+    folder.mkdir(parents=True)
+    with pytest.raises(BatchError, match="no manifest.json"):
+        read_batch(folder)
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(BatchError, match="not valid JSON"):
+        read_batch(folder)
+    (folder / "manifest.json").write_text(json.dumps({"batch_id": "src-1"}))
+    with pytest.raises(BatchError, match="lacks 'source'"):
+        read_batch(folder)
+    (folder / "manifest.json").write_text(json.dumps({"batch_id": "src-2", "source": "src"}))
+    with pytest.raises(BatchError, match="sits in 'src-1'"):
+        read_batch(folder)
+
+
+def test_list_batches_skips_batches_still_being_written(tmp_path, crawled_batch):
+    copy = copy_batch(crawled_batch, tmp_path)
+    (tmp_path / copy.source / f".tmp-{copy.batch_id}x").mkdir()
+    assert [b.batch_id for b in list_batches(tmp_path)] == [copy.batch_id]
+    assert find_batch(tmp_path, copy.batch_id).path == copy.path
+    with pytest.raises(BatchError, match="no batch 'nope'"):
+        find_batch(tmp_path, "nope")
+
+
+def test_ingest_is_idempotent_and_keeps_every_row(tmp_path, crawled_batch):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    first = wh.ingest_batch(crawled_batch)
+    second = wh.ingest_batch(crawled_batch)
+    assert first == second == {"listings": crawled_batch.manifest["counts"]["listings"],
+                                "rejects": crawled_batch.manifest["counts"]["rejects"]}
+    row = wh.query("SELECT * FROM batches").iloc[0]
+    assert row["batch_id"] == crawled_batch.batch_id and row["finish_reason"] == "finished"
+    raw = wh.query("SELECT price_raw, price_eur, make FROM raw_listings WHERE make_raw = 'VW' LIMIT 1")
+    assert raw.iloc[0]["make"] == "Volkswagen"
+
+
+def test_a_failed_ingest_leaves_the_previous_rows(tmp_path, crawled_batch):
+    copy = copy_batch(crawled_batch, tmp_path / "landing")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    before = wh.ingest_batch(copy)
+    with open(copy.listings_file, "a", encoding="utf-8") as fh:
+        fh.write('{"url": "x", "mileage_km": "not a number"}\n')
+    with pytest.raises(duckdb.Error):
+        wh.ingest_batch(copy)
+    assert wh.query("SELECT count(*) AS n FROM raw_listings").iloc[0]["n"] == before["listings"]
+
+
+def test_empty_batch_ingests_as_zero_rows(tmp_path):
+    folder = tmp_path / "src" / "src-empty"
+    folder.mkdir(parents=True)
+    (folder / "listings.jsonl").write_text("")
+    (folder / "manifest.json").write_text(json.dumps({"batch_id": "src-empty", "source": "src", "counts": {}}))
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    assert wh.ingest_batch(read_batch(folder)) == {"listings": 0, "rejects": 0}
+
+
+def test_replace_table_is_all_or_nothing(tmp_path):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh.replace_table("t", pd.DataFrame({"a": [1, 2]}))
+    assert wh.replace_table("t", pd.DataFrame({"a": [3]})) == 1
+    assert wh.query("SELECT a FROM t")["a"].tolist() == [3]
+
+
+def test_analyst_can_read_while_no_one_writes(tmp_path, crawled_batch):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh.ingest_batch(crawled_batch)
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw_listings").fetchone()[0] > 0
