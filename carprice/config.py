@@ -59,6 +59,11 @@ class Settings:
         return self.data_dir / "warehouse.duckdb"
 
     @property
+    def snapshot_path(self) -> Path:
+        """The read-only copy analysts query while the platform writes the live file."""
+        return self.data_dir / "warehouse-snapshot.duckdb"
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -49,6 +49,7 @@ class RunSummary:
     valued: int
     seconds: float
     warehouse: Path
+    snapshot: Path
     dagster_home: Path
     run_ids: list[str]
 
@@ -66,7 +67,8 @@ class RunSummary:
             f"| R² {m['r2']:.3f} | n={m['n']}",
             f"  valued listings  {self.valued}",
             f"  took             {self.seconds:.0f} s",
-            f"  warehouse        {self.warehouse}   (duckdb -readonly {self.warehouse})",
+            f"  warehouse        {self.warehouse}",
+            f"  analysts query   duckdb -readonly {self.snapshot}   (a snapshot: never blocks a run)",
             f"  dagster home     {self.dagster_home}",
             "  open the UI      .venv/bin/carprice ui   (then http://127.0.0.1:3000)",
         ])
@@ -121,10 +123,9 @@ def run_end_to_end(settings: Settings, source: str = "automarkt", progress=print
         accepted=clean_meta["dagster/row_count"], excluded=clean_meta["excluded"],
         model_version=model_meta["version"], metrics=serving.metrics["holdout"],
         valued=value_meta["dagster/row_count"], seconds=time.perf_counter() - started,
-        warehouse=settings.warehouse_path, dagster_home=settings.dagster_home, run_ids=run_ids,
+        warehouse=settings.warehouse_path, snapshot=settings.snapshot_path, dagster_home=settings.dagster_home, run_ids=run_ids,
     )
 
 
 def summary_json(summary: RunSummary) -> str:
-    return json.dumps({**summary.__dict__, "warehouse": str(summary.warehouse),
-                       "dagster_home": str(summary.dagster_home)}, indent=2)
+    return json.dumps(summary.__dict__, indent=2, default=str)

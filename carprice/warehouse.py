@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import typing
 from collections.abc import Iterator
 from dataclasses import fields
@@ -123,3 +125,16 @@ class Warehouse:
             con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM incoming')
             con.unregister("incoming")
         return len(df)
+
+    def publish_snapshot(self, target: Path) -> Path:
+        """Copy the warehouse to ``target`` atomically, for readers who must not block the writer.
+
+        Readers with the old snapshot open keep reading it; new readers get the new one.
+        """
+        with self.connect() as con:
+            con.execute("CHECKPOINT")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(self.path, tmp)
+        os.replace(tmp, target)
+        return target

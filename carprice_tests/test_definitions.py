@@ -8,6 +8,7 @@ import pytest
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.ingestion import raw_listings
 from carprice.defs.partitions import batch_partitions
+from carprice.defs.publishing import warehouse_snapshot
 from carprice.defs.resources import build_resources
 from carprice.defs.training import listing_features, price_model
 from carprice.defs.valuation import listing_valuations
@@ -15,7 +16,7 @@ from carprice.definitions import build_definitions
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
 
-DOWNSTREAM = [clean_listings, listing_features, price_model, listing_valuations]
+DOWNSTREAM = [clean_listings, listing_features, price_model, listing_valuations, warehouse_snapshot]
 
 
 def test_definitions_load_with_every_asset_described(settings):
@@ -24,7 +25,7 @@ def test_definitions_load_with_every_asset_described(settings):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"scraped_batch", "raw_listings", "clean_listings", "listing_features", "price_model",
-                    "listing_valuations"}
+                    "listing_valuations", "warehouse_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "ingest_job", "refresh_job"}

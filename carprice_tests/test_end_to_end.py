@@ -25,7 +25,7 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     assert summary["accepted"] + summary["excluded"] == summary["scraped"]
     assert set(summary["metrics"]) == {"mae_eur", "median_ape", "r2", "n"}
 
-    with duckdb.connect(summary["warehouse"], read_only=True) as con:
+    with duckdb.connect(summary["snapshot"], read_only=True) as con:
         assert con.execute("SELECT count(*) FROM listing_valuations").fetchone()[0] == summary["valued"]
         assert con.execute("SELECT version FROM model_registry WHERE status = 'champion'").fetchone()[0] \
             == summary["model_version"]

@@ -77,8 +77,16 @@ def test_replace_table_is_all_or_nothing(tmp_path):
     assert wh.query("SELECT a FROM t")["a"].tolist() == [3]
 
 
-def test_analyst_can_read_while_no_one_writes(tmp_path, crawled_batch):
+def test_an_analyst_on_the_snapshot_never_blocks_writes(tmp_path, crawled_batch):
     wh = Warehouse(tmp_path / "wh.duckdb")
-    wh.ingest_batch(crawled_batch)
-    with duckdb.connect(str(wh.path), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM raw_listings").fetchone()[0] > 0
+    snapshot = tmp_path / "snapshot.duckdb"
+    wh.replace_table("t", pd.DataFrame({"a": [1]}))
+    wh.publish_snapshot(snapshot)
+    with duckdb.connect(str(snapshot), read_only=True) as analyst:
+        wh.ingest_batch(crawled_batch)  # the live file is free although the analyst has a session open
+        wh.replace_table("t", pd.DataFrame({"a": [1, 2]}))
+        wh.publish_snapshot(snapshot)
+        assert analyst.execute("SELECT count(*) FROM t").fetchone()[0] == 1, "an open session keeps its view"
+    with duckdb.connect(str(snapshot), read_only=True) as fresh:
+        assert fresh.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+        assert fresh.execute("SELECT count(*) FROM raw_listings").fetchone()[0] > 0

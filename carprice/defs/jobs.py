@@ -4,6 +4,7 @@ import dagster as dg
 
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.ingestion import raw_listings
+from carprice.defs.publishing import warehouse_snapshot
 from carprice.defs.scraping import scraped_batch
 from carprice.defs.training import listing_features, price_model
 from carprice.defs.valuation import listing_valuations
@@ -13,5 +14,6 @@ crawl_job = dg.define_asset_job("crawl_job", selection=[scraped_batch],
 ingest_job = dg.define_asset_job("ingest_job", selection=[raw_listings],
                                  description="Copy one landed batch into the warehouse.")
 refresh_job = dg.define_asset_job(
-    "refresh_job", selection=[clean_listings, listing_features, price_model, listing_valuations],
-    description="Clean, build features, train and register a model, and value current listings.")
+    "refresh_job",
+    selection=[clean_listings, listing_features, price_model, listing_valuations, warehouse_snapshot],
+    description="Clean, build features, train and register a model, value current listings, publish a snapshot.")

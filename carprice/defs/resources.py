@@ -12,9 +12,10 @@ from carprice.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file."""
+    """The DuckDB warehouse file, and the snapshot published for readers."""
 
     path: str
+    snapshot_path: str
 
     def get(self) -> Warehouse:
         return Warehouse(self.path)
@@ -60,7 +61,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
     """All resources for one installation, from the settings (the environment by default)."""
     settings = settings or load_settings()
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path), snapshot_path=str(settings.snapshot_path)),
         "landing_zone": LandingZoneResource(path=str(settings.landing_dir)),
         "model_store": ModelStoreResource(path=str(settings.models_dir)),
         "scraper": ScraperResource(landing_dir=str(settings.landing_dir), market_seed=settings.market_seed,

@@ -1,0 +1,19 @@
+"""Stage 6: publish a read-only copy of the warehouse for analysts and the price API."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from carprice.defs.resources import WarehouseResource
+from carprice.defs.valuation import listing_valuations
+
+
+@dg.asset(deps=[listing_valuations], group_name="publishing", kinds={"duckdb"}, pool="warehouse")
+def warehouse_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """A consistent copy of the warehouse that readers open read-only without ever blocking a run."""
+    target = warehouse.get().publish_snapshot(Path(warehouse.snapshot_path))
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(target)),
+        "size_mb": round(target.stat().st_size / 1e6, 2),
+        "open_with": f"duckdb -readonly {target}",
+    })
