@@ -135,7 +135,8 @@ def save_model(model: PriceModel, models_dir: Path, trained_at: datetime, extra:
     """Write ``model.txt`` (LightGBM text) and ``model.json`` into a new folder named by version."""
     text = model.booster.model_to_string()
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    version = f"{trained_at:%Y%m%dT%H%M%S}-{sha[:8]}"
+    # Milliseconds keep two trainings within one second apart, even on identical data.
+    version = f"{trained_at:%Y%m%dT%H%M%S}{trained_at.microsecond // 1000:03d}-{sha[:8]}"
     folder = models_dir / version
     folder.mkdir(parents=True, exist_ok=False)
     (folder / "model.txt").write_text(text, encoding="utf-8")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from carprice.config import SourceConfig
@@ -48,7 +50,6 @@ def test_batch_appears_atomically(crawled_batch):
 
 
 def test_robots_txt_is_obeyed(tmp_path):
-    source = SourceConfig(name="robots", start_url="", scrapy_settings={"DOWNLOAD_DELAY": 0})
     with running_marketplace(seed=1, day=0, listings=100) as url:
         source = SourceConfig(name="robots", start_url=f"{url}/contact/1", scrapy_settings={"DOWNLOAD_DELAY": 0})
         result = crawl_source(source, tmp_path, market_seed=1, market_day=0, market_listings=100, timeout_s=120)
@@ -73,3 +74,58 @@ def test_max_pages_limits_pagination(tmp_path):
                           max_pages=2)
     counts = result.batch.manifest["counts"]
     assert counts["listings"] + counts["rejects"] == 100
+
+
+class _FlakySite(ThreadingHTTPServer):
+    """A tiny site of another shape: CSS-selected links, an offsite link, a detail page that fails once."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _FlakyHandler)
+        self.hits: dict[str, int] = {}
+        self.detail = (Path(__file__).parent / "fixtures/pages/automarkt_detail_jsonld.html").read_bytes()
+
+
+class _FlakyHandler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        hits = self.server.hits
+        hits[self.path] = hits.get(self.path, 0) + 1
+        if self.path == "/robots.txt":
+            body, status = b"User-agent: *\nAllow: /\n", 200
+        elif self.path == "/list":
+            body, status = (b'<html><body><a class="listing-link" href="/ad/1">one</a>'
+                            b'<a class="listing-link" href="http://127.0.0.2:1/ad/9">elsewhere</a>'
+                            b'<a class="more" rel="next" href="/list2">next</a></body></html>'), 200
+        elif self.path == "/list2":
+            body, status = b'<html><body><a class="listing-link" href="/ad/2">two</a></body></html>', 200
+        elif self.path == "/ad/1" and hits[self.path] == 1:
+            body, status = b"busy", 503
+        elif self.path in ("/ad/1", "/ad/2"):
+            body, status = self.server.detail, 200
+        else:
+            body, status = b"not found", 404
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_spider_retries_follows_selectors_and_stays_on_site(tmp_path):
+    site = _FlakySite()
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{site.server_address[1]}/list"
+        source = SourceConfig(name="other", start_url=url,
+                              scrapy_settings={"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_START_DELAY": 0})
+        result = crawl_source(source, tmp_path, market_seed=1, market_day=0, market_listings=10, timeout_s=120)
+    finally:
+        site.shutdown()
+        site.server_close()
+    listings = _lines(result.batch.listings_file)
+    assert sorted(item["url"].rsplit("/", 2)[-2:][1] for item in listings) == ["1", "2"]
+    assert site.hits["/ad/1"] == 2, "the 503 was retried once"
+    assert _lines(result.batch.rejects_file) == [], "the offsite link was neither fetched nor rejected"

@@ -101,6 +101,8 @@ def test_saved_model_predicts_the_same_after_loading(trained, tmp_path):
 def test_altered_or_missing_artifact_is_refused(trained, tmp_path):
     model, _, _ = trained
     saved = modeling.save_model(model, tmp_path, pd.Timestamp("2026-01-02").to_pydatetime())
+    again = modeling.save_model(model, tmp_path, pd.Timestamp("2026-01-02 00:00:00.002").to_pydatetime())
+    assert again.version != saved.version and again.sha256 == saved.sha256
     with pytest.raises(modeling.ModelArtifactError, match="checksum"):
         modeling.load_model(saved.path, expected_sha256="0" * 64)
     text = (saved.path / "model.txt").read_text()
