@@ -92,22 +92,24 @@ def run_end_to_end(settings: Settings, source: str = "automarkt", progress=print
     instance = dg.DagsterInstance.get()
     defs = build_definitions(settings)
     run_ids = []
+    # The instance keeps every event; the terminal only needs INFO and above.
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
     progress(f"[1/3] crawling {source} (simulated marketplace: {settings.market_listings} listings, "
              f"day {settings.market_day}, seed {settings.market_seed})")
     crawl = defs.resolve_job_def("crawl_job").execute_in_process(
-        instance=instance, partition_key=source)
+        instance=instance, partition_key=source, run_config=quiet)
     run_ids.append(crawl.run_id)
     crawl_meta = _metadata(crawl, "scraped_batch")
     batch_id = crawl_meta["batch_id"]
 
     progress(f"[2/3] ingesting batch {batch_id}")
     ingest = defs.resolve_job_def("ingest_job").execute_in_process(
-        instance=instance, partition_key=batch_id)
+        instance=instance, partition_key=batch_id, run_config=quiet)
     run_ids.append(ingest.run_id)
 
     progress("[3/3] cleaning, features, training, valuations")
-    refresh = defs.resolve_job_def("refresh_job").execute_in_process(instance=instance)
+    refresh = defs.resolve_job_def("refresh_job").execute_in_process(instance=instance, run_config=quiet)
     run_ids.append(refresh.run_id)
     clean_meta = _metadata(refresh, "clean_listings")
     model_meta = _metadata(refresh, "price_model")
