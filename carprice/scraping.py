@@ -14,7 +14,7 @@ from pathlib import Path
 from carprice.config import EMBEDDED_MARKETPLACE, PROJECT_DIR, SourceConfig
 from carprice.landing import Batch, read_batch
 from carprice.market.server import running_marketplace
-from scrapers.pipelines import make_batch_id
+from scrapers.landing import make_batch_id
 
 
 class CrawlError(RuntimeError):

@@ -36,6 +36,8 @@ class CarListing:
     region: str | None = None
     listed_at_raw: str | None = None
     site_listing_id: str | None = None
+    # JSON object {"offers.price": "string", ...}: which schema.org properties the page had, and their types.
+    source_fields: str | None = None
     # Filled by NormalizePipeline.
     make: str | None = None
     model_year: int | None = None

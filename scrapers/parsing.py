@@ -90,6 +90,33 @@ def _property(entity: dict, name: str) -> str | None:
     return None
 
 
+def field_types(entity: dict, prefix: str = "", depth: int = 3) -> dict[str, str]:
+    """Dotted paths of an entity's properties and their JSON types: the page's schema, for schema checks."""
+    out: dict[str, str] = {}
+    for key, value in entity.items():
+        if key.startswith("@"):
+            continue
+        path = f"{prefix}{key}"
+        value = _first(value) if isinstance(value, list) and value and isinstance(value[0], dict) else value
+        if isinstance(value, dict) and depth > 1:
+            out.update(field_types(value, f"{path}.", depth - 1))
+        else:
+            out[path] = _json_type(value)
+    return out
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "array" if isinstance(value, list) else "object"
+
+
 def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, page_format: str) -> CarListing:
     """Map a schema.org vehicle entity (with its Offer) onto a raw CarListing."""
     offer = _first(entity.get("offers")) or {}
@@ -132,6 +159,7 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
         region=region,
         listed_at_raw=_text(offer.get("validFrom") or entity.get("datePosted")),
         site_listing_id=_text(entity.get("sku") or entity.get("productID")),
+        source_fields=json.dumps(field_types(entity), sort_keys=True),
     )
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +11,9 @@ from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
-from scrapers import __version__, normalize
+from scrapers import normalize
 from scrapers.items import CarListing, Reject
+from scrapers.landing import BatchWriter
 
 
 class NormalizePipeline:
@@ -98,8 +97,7 @@ class LandingZonePipeline:
         self.landing_dir = landing_dir
         self.crawler = crawler
         self.batch_id = batch_id
-        self.counts = {"listings": 0, "rejects": 0}
-        self.reasons: dict[str, int] = {}
+        self.writer: BatchWriter | None = None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -114,64 +112,30 @@ class LandingZonePipeline:
         return self.crawler.spider.source
 
     def open_spider(self):
-        self.started_at = datetime.now(UTC)
-        self.batch_id = self.batch_id or make_batch_id(self.source, self.started_at)
-        self.final_dir = self.landing_dir / self.source / self.batch_id
-        self.tmp_dir = self.landing_dir / self.source / f".tmp-{self.batch_id}"
-        self.tmp_dir.mkdir(parents=True)
-        self.listings = open(self.tmp_dir / "listings.jsonl", "w", encoding="utf-8")
-        self.rejects = open(self.tmp_dir / "rejects.jsonl", "w", encoding="utf-8")
+        self.writer = BatchWriter(self.landing_dir, self.source, self.batch_id)
 
     def process_item(self, item):
         if isinstance(item, Reject):
-            self._reject(item)
+            self.writer.add_reject(asdict(item))
         else:
-            self.listings.write(json.dumps(ItemAdapter(item).asdict(), ensure_ascii=False) + "\n")
-            self.counts["listings"] += 1
+            self.writer.add_listing(ItemAdapter(item).asdict())
         return item
-
-    def _reject(self, reject: Reject) -> None:
-        self.rejects.write(json.dumps(asdict(reject), ensure_ascii=False) + "\n")
-        self.counts["rejects"] += 1
-        self.reasons[reject.reason] = self.reasons.get(reject.reason, 0) + 1
 
     def item_dropped(self, item, response, exception, spider=None):
         url = getattr(item, "url", None) or (response.url if response is not None else "")
-        self._reject(Reject(url=url, source=self.source, scraped_at=getattr(item, "scraped_at", _now()),
-                            reason=str(exception), detail=json.dumps(ItemAdapter(item).asdict(), default=str)[:2000]))
+        self.writer.add_reject(asdict(Reject(
+            url=url, source=self.source, scraped_at=getattr(item, "scraped_at", _now()), reason=str(exception),
+            detail=json.dumps(ItemAdapter(item).asdict(), default=str)[:2000])))
 
     def spider_error(self, failure, response, spider=None):
-        self._reject(Reject(url=response.url, source=self.source, scraped_at=_now(),
-                            reason="spider error", detail=repr(failure.value)[:2000]))
+        self.writer.add_reject(asdict(Reject(url=response.url, source=self.source, scraped_at=_now(),
+                                             reason="spider error", detail=repr(failure.value)[:2000])))
 
     def spider_closed(self, spider, reason):
-        self.listings.close()
-        self.rejects.close()
-        stats = self.crawler.stats.get_stats()
-        manifest = {
-            "batch_id": self.batch_id,
-            "source": self.source,
-            "start_url": spider.start_url,
-            "spider": spider.name,
-            "spider_version": __version__,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": _now(),
-            "finish_reason": reason,
-            "counts": {**self.counts, "pages": stats.get("response_received_count", 0)},
-            "reject_reasons": self.reasons,
-            "files": {"listings": "listings.jsonl", "rejects": "rejects.jsonl"},
-        }
-        with open(self.tmp_dir / "manifest.json", "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.rename(self.tmp_dir, self.final_dir)
-        spider.logger.info("landed batch %s at %s (%s)", self.batch_id, self.final_dir, self.counts)
-
-
-def make_batch_id(source: str, at: datetime) -> str:
-    """A batch name that sorts by time and never collides: ``<source>-<UTC time>-<random>``."""
-    return f"{source}-{at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+        pages = self.crawler.stats.get_value("response_received_count", 0)
+        path = self.writer.finish(start_url=spider.start_url, spider=spider.name, finish_reason=reason,
+                                  counts={"pages": pages})
+        spider.logger.info("landed batch %s at %s (%s)", self.writer.batch_id, path, self.writer.counts)
 
 
 def _now() -> str:
