@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 
 from carprice.config import PROJECT_DIR, load_settings
+from carprice.market.faults import FAULTS, parse_faults
+
+# `carprice run` and `readmit` exit with this when the batch ends in quarantine (not a crash).
+QUARANTINED_EXIT = 3
 
 
 def _settings(args: argparse.Namespace):
     settings = load_settings()
     overrides = {k: v for k, v in {
         "market_listings": args.listings, "market_day": args.day, "market_seed": args.seed,
+        "market_faults": parse_faults(args.faults) if getattr(args, "faults", None) else None,
         "data_dir": Path(args.data_dir).resolve() if args.data_dir else None,
     }.items() if v is not None}
     return dataclasses.replace(settings, **overrides)
@@ -23,9 +28,57 @@ def _settings(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from carprice.runner import run_end_to_end, summary_json
 
-    summary = run_end_to_end(_settings(args), source=args.source)
+    settings = _settings(args)
+    if args.days > 1:
+        return _run_days(settings, args)
+    summary = run_end_to_end(settings, source=args.source)
     print(summary_json(summary) if args.json else summary.render())
+    return 0 if summary.admitted else QUARANTINED_EXIT
+
+
+def _run_days(settings, args: argparse.Namespace) -> int:
+    """Crawl and process ``--days`` consecutive simulated days, one line per day."""
+    from carprice.runner import run_end_to_end
+
+    quarantined = 0
+    for offset in range(args.days):
+        day_settings = dataclasses.replace(settings, market_day=settings.market_day + offset)
+        summary = run_end_to_end(day_settings, source=args.source, progress=lambda _: None)
+        quarantined += not summary.admitted
+        checks = "all checks passed" if summary.admitted else "; ".join(
+            f"{k}: {v}" for k, v in summary.failed_checks.items())
+        print(f"day {day_settings.market_day:>4}  {summary.batch_id}  {summary.status:<11} listings={summary.scraped}"
+              f"  model={summary.model_version}  {checks}", flush=True)
+    print(f"{args.days} days, {quarantined} batches quarantined")
+    return 0 if not quarantined else QUARANTINED_EXIT
+
+
+def cmd_batches_list(args: argparse.Namespace) -> int:
+    from carprice.validation.admission import batch_statuses
+    from carprice.warehouse import Warehouse
+
+    settings = _settings(args)
+    rows = batch_statuses(Warehouse(settings.warehouse_path), args.status)
+    if rows.empty:
+        print("no batches" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    for row in rows.itertuples():
+        print(f"{row.batch_id}  {row.status:<11} {row.decided_at:%Y-%m-%d %H:%M}  listings={row.listings}"
+              f"  by={row.decided_by}\n    {row.reason}")
     return 0
+
+
+def cmd_batches_readmit(args: argparse.Namespace) -> int:
+    from carprice.runner import process_batch
+    from carprice.validation.admission import readmit
+    from carprice.warehouse import Warehouse
+
+    settings = _settings(args)
+    readmit(Warehouse(settings.warehouse_path), args.batch_id, args.by, args.note)
+    print(f"recorded: {args.by} re-admits {args.batch_id}; processing it")
+    summary = process_batch(settings, args.batch_id)
+    print(summary.render())
+    return 0 if summary.admitted else QUARANTINED_EXIT
 
 
 def cmd_market(args: argparse.Namespace) -> int:
@@ -33,7 +86,8 @@ def cmd_market(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     serve(["--seed", str(settings.market_seed), "--day", str(settings.market_day),
-           "--listings", str(settings.market_listings), "--port", str(args.port)])
+           "--listings", str(settings.market_listings), "--port", str(args.port),
+           "--faults", ",".join(sorted(settings.market_faults))])
     return 0
 
 
@@ -45,7 +99,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # The webserver loads the definitions in its own processes: hand the settings over.
     os.environ.update({"CARPRICE_DATA_DIR": str(settings.data_dir), "CARPRICE_MARKET_SEED": str(settings.market_seed),
                        "CARPRICE_MARKET_DAY": str(settings.market_day),
-                       "CARPRICE_MARKET_LISTINGS": str(settings.market_listings)})
+                       "CARPRICE_MARKET_LISTINGS": str(settings.market_listings),
+                       "CARPRICE_MARKET_FAULTS": ",".join(sorted(settings.market_faults))})
     print(f"Dagster home: {home}; UI on http://127.0.0.1:{args.port}", flush=True)
     dagster = Path(sys.executable).with_name("dagster")
     os.chdir(PROJECT_DIR)
@@ -62,12 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--listings", type=int, help="listings on sale in the simulated marketplace")
         p.add_argument("--day", type=int, help="simulated market day")
         p.add_argument("--seed", type=int, help="simulated market seed")
+        p.add_argument("--faults", help=f"comma-separated faults to inject into the marketplace: {', '.join(sorted(FAULTS))}")
         p.add_argument("--data-dir", help="where the warehouse, landing zone and models live")
 
     run = sub.add_parser("run", help="crawl, ingest, clean, train and value once, then print a summary")
     common(run)
     run.add_argument("--source", default="automarkt")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--days", type=int, default=1, help="run this many consecutive simulated days")
     run.set_defaults(func=cmd_run)
 
     market = sub.add_parser("market", help="serve the simulated marketplace on 127.0.0.1")
@@ -80,13 +137,27 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
 
+    batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit")
+    batches_sub = batches.add_subparsers(dest="batches_command", required=True)
+    listing = batches_sub.add_parser("list", help="batches with status and reason, newest first")
+    common(listing)
+    listing.add_argument("--status", choices=["accepted", "quarantined", "readmitted"])
+    listing.set_defaults(func=cmd_batches_list)
+    readmit_p = batches_sub.add_parser("readmit", help="let a quarantined batch through after review")
+    common(readmit_p)
+    readmit_p.add_argument("batch_id")
+    readmit_p.add_argument("--by", required=True, help="who reviewed the batch")
+    readmit_p.add_argument("--note", required=True, help="why the batch is fine")
+    readmit_p.set_defaults(func=cmd_batches_readmit)
+
     args = parser.parse_args(argv)
     from carprice.landing import BatchError
     from carprice.scraping import CrawlError
+    from carprice.validation.admission import AdmissionError
 
     try:
         return args.func(args)
-    except (ValueError, CrawlError, BatchError) as exc:
+    except (ValueError, CrawlError, BatchError, AdmissionError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)
         return 2
 

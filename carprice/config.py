@@ -40,6 +40,27 @@ SOURCES: dict[str, SourceConfig] = {
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """Thresholds of the checks every landed batch must pass before it may reach training."""
+
+    reference_batches: int = 5            # the newest admitted batches the reference is learned from
+    max_reject_rate: float = 0.05         # pages the spider could not turn into a listing
+    max_duplicate_rate: float = 0.02      # the same listing (site id or URL path) more than once
+    max_repost_rate: float = 0.10         # the same car under several URLs
+    max_out_of_range_rate: float = 0.03   # per field, values outside the contract's range
+    null_rate_tolerance: float = 0.05     # allowed rise of a field's null rate over the reference
+    max_price_scale: float = 2.0          # batch median price over the reference's, either way
+    max_mileage_scale: float = 1.3        # batch median km per year over the reference's, either way
+    max_unseen_currency_share: float = 0.01
+    psi_threshold: float = 0.25           # categorical drift (population stability index)
+    wasserstein_threshold: float = 0.25   # numeric drift, in units of the reference's interquartile range
+    field_present_share: float = 0.5     # a source field this common in the reference ...
+    field_missing_share: float = 0.05    # ... is missing when it falls below this share
+    field_new_share: float = 0.2         # a field unseen in the reference is new above this share
+    min_rows_for_drift: int = 100        # smaller batches skip the distribution check (too noisy)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Paths and defaults for one installation; every field can be set from the environment."""
 
@@ -48,6 +69,7 @@ class Settings:
     market_seed: int = 7
     market_listings: int = 3000
     market_day: int = 0
+    market_faults: frozenset[str] = frozenset()
     crawl_timeout_s: int = 1800
 
     @property
@@ -77,5 +99,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         market_seed=int(env.get("CARPRICE_MARKET_SEED", 7)),
         market_listings=int(env.get("CARPRICE_MARKET_LISTINGS", 3000)),
         market_day=int(env.get("CARPRICE_MARKET_DAY", 0)),
+        market_faults=frozenset(f for f in env.get("CARPRICE_MARKET_FAULTS", "").split(",") if f.strip()),
         crawl_timeout_s=int(env.get("CARPRICE_CRAWL_TIMEOUT_S", 1800)),
     )

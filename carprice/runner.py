@@ -1,11 +1,11 @@
-"""Run the whole path once (crawl, ingest, clean, train, value) through Dagster jobs on a persistent instance."""
+"""Run the whole path (crawl, ingest and validate, clean, train, value) through Dagster jobs on a persistent instance."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +20,8 @@ concurrency:
     # DuckDB takes one writer at a time: assets that write share the "warehouse" pool.
     default_limit: 1
 """
+# The instance keeps every event; the terminal only needs INFO and above.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -38,40 +40,55 @@ class RunSummary:
     """What one end-to-end run did, for printing."""
 
     batch_id: str
-    scraped: int
-    crawl_rejects: int
-    pages: int
-    pages_per_second: float
-    accepted: int
-    excluded: int
-    model_version: str
-    metrics: dict
-    valued: int
-    seconds: float
+    status: str
     warehouse: Path
     snapshot: Path
     dagster_home: Path
-    run_ids: list[str]
+    scraped: int = 0
+    crawl_rejects: int = 0
+    pages: int = 0
+    pages_per_second: float = 0.0
+    failed_checks: dict[str, str] = field(default_factory=dict)
+    accepted: int = 0
+    excluded: int = 0
+    model_version: str | None = None
+    metrics: dict = field(default_factory=dict)
+    valued: int = 0
+    seconds: float = 0.0
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def admitted(self) -> bool:
+        return self.status in ("accepted", "readmitted")
 
     def render(self) -> str:
-        m = self.metrics
-        return "\n".join([
-            "",
-            "carprice: end-to-end run finished",
-            f"  batch            {self.batch_id}",
-            f"  pages crawled    {self.pages} ({self.pages_per_second:.0f} pages/s)",
-            f"  listings         scraped {self.scraped}, rejected by the spider {self.crawl_rejects}",
-            f"  clean listings   accepted {self.accepted}, excluded by cleaning {self.excluded}",
-            f"  model            {self.model_version}",
-            f"  holdout (newest) MAE {m['mae_eur']:,.0f} EUR | median abs % error {100 * m['median_ape']:.1f}% "
-            f"| R² {m['r2']:.3f} | n={m['n']}",
-            f"  valued listings  {self.valued}",
+        lines = ["", f"carprice: run finished, batch {self.status}",
+                 f"  batch            {self.batch_id}"]
+        if self.pages:
+            lines += [f"  pages crawled    {self.pages} ({self.pages_per_second:.0f} pages/s)",
+                      f"  listings         scraped {self.scraped}, rejected by the spider {self.crawl_rejects}"]
+        if self.admitted:
+            m = self.metrics
+            lines += [
+                f"  clean listings   accepted {self.accepted}, excluded by cleaning {self.excluded}",
+                f"  model            {self.model_version}",
+                f"  holdout (newest) MAE {m['mae_eur']:,.0f} EUR | median abs % error {100 * m['median_ape']:.1f}% "
+                f"| R² {m['r2']:.3f} | n={m['n']}",
+                f"  valued listings  {self.valued}",
+            ]
+        else:
+            lines += ["  QUARANTINED: the batch stays in raw_listings; nothing downstream was touched"]
+            lines += [f"    {name}: {why}" for name, why in self.failed_checks.items()]
+            lines += [f"  serving model    {self.model_version or 'none yet'} (unchanged)",
+                      f"  after review     .venv/bin/carprice batches readmit {self.batch_id} --by NAME --note WHY"]
+        lines += [
             f"  took             {self.seconds:.0f} s",
             f"  warehouse        {self.warehouse}",
             f"  analysts query   duckdb -readonly {self.snapshot}   (a snapshot: never blocks a run)",
             f"  dagster home     {self.dagster_home}",
             "  open the UI      .venv/bin/carprice ui   (then http://127.0.0.1:3000)",
-        ])
+        ]
+        return "\n".join(lines)
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -81,53 +98,71 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in events[-1].metadata.items()}
 
 
-def run_end_to_end(settings: Settings, source: str = "automarkt", progress=print) -> RunSummary:
-    """Crawl ``source``, ingest the batch, then refresh cleaning, features, model and valuations."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; configured: {sorted(SOURCES)}")
+def _instance_and_defs(settings: Settings):
     from carprice.definitions import build_definitions
 
     prepare_dagster_home(settings)
-    started = time.perf_counter()
-    instance = dg.DagsterInstance.get()
-    defs = build_definitions(settings)
-    run_ids = []
-    # The instance keeps every event; the terminal only needs INFO and above.
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    return dg.DagsterInstance.get(), build_definitions(settings)
 
-    progress(f"[1/3] crawling {source} (simulated marketplace: {settings.market_listings} listings, "
-             f"day {settings.market_day}, seed {settings.market_seed})")
-    crawl = defs.resolve_job_def("crawl_job").execute_in_process(
-        instance=instance, partition_key=source, run_config=quiet)
-    run_ids.append(crawl.run_id)
-    crawl_meta = _metadata(crawl, "scraped_batch")
-    batch_id = crawl_meta["batch_id"]
 
-    progress(f"[2/3] ingesting batch {batch_id}")
-    ingest = defs.resolve_job_def("ingest_job").execute_in_process(
-        instance=instance, partition_key=batch_id, run_config=quiet)
-    run_ids.append(ingest.run_id)
-
-    progress("[3/3] cleaning, features, training, valuations")
-    refresh = defs.resolve_job_def("refresh_job").execute_in_process(instance=instance, run_config=quiet)
-    run_ids.append(refresh.run_id)
-    clean_meta = _metadata(refresh, "clean_listings")
-    model_meta = _metadata(refresh, "price_model")
-    value_meta = _metadata(refresh, "listing_valuations")
-
-    from carprice.registry import champion
+def process_batch(settings: Settings, batch_id: str, summary: RunSummary | None = None) -> RunSummary:
+    """Run batch_job for one landed batch: ingest and validate; if admitted, clean, train, value, publish."""
+    from carprice.registry import NoChampionError, champion
     from carprice.warehouse import Warehouse
 
-    serving = champion(Warehouse(settings.warehouse_path))
-    return RunSummary(
-        batch_id=batch_id, scraped=crawl_meta["listings"], crawl_rejects=crawl_meta["rejects"],
-        pages=crawl_meta["pages"], pages_per_second=crawl_meta["pages_per_second"],
-        accepted=clean_meta["dagster/row_count"], excluded=clean_meta["excluded"],
-        model_version=model_meta["version"], metrics=serving.metrics["holdout"],
-        valued=value_meta["dagster/row_count"], seconds=time.perf_counter() - started,
-        warehouse=settings.warehouse_path, snapshot=settings.snapshot_path, dagster_home=settings.dagster_home, run_ids=run_ids,
-    )
+    instance, defs = _instance_and_defs(settings)
+    summary = summary or RunSummary(batch_id=batch_id, status="unknown", warehouse=settings.warehouse_path,
+                                    snapshot=settings.snapshot_path, dagster_home=settings.dagster_home)
+    result = defs.resolve_job_def("batch_job").execute_in_process(
+        instance=instance, partition_key=batch_id, run_config=_QUIET, raise_on_error=False)
+    summary.run_ids.append(result.run_id)
+    wh = Warehouse(settings.warehouse_path)
+    status = wh.query("SELECT status FROM batch_status WHERE batch_id = ?", [batch_id])
+    if status.empty:
+        failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
+        raise RuntimeError(f"batch {batch_id} was not validated: {failure.message if failure else 'run failed'}")
+    summary.status = str(status.iloc[0]["status"])
+    if summary.admitted:
+        if not result.success:
+            raise RuntimeError(f"batch {batch_id} was admitted but run {result.run_id} failed downstream")
+        clean, model, valued = (_metadata(result, a) for a in ("clean_listings", "price_model", "listing_valuations"))
+        summary.accepted, summary.excluded = clean["dagster/row_count"], clean["excluded"]
+        summary.valued = valued["dagster/row_count"]
+    else:
+        checks = wh.query("SELECT check_name, failures FROM batch_checks WHERE batch_id = ? AND NOT passed "
+                          "AND checked_at = (SELECT max(checked_at) FROM batch_checks WHERE batch_id = ?)",
+                          [batch_id, batch_id])
+        summary.failed_checks = {r.check_name: "; ".join(json.loads(r.failures)) for r in checks.itertuples()}
+    try:
+        serving = champion(wh)
+        summary.model_version, summary.metrics = serving.version, serving.metrics.get("holdout", {})
+    except NoChampionError:
+        summary.model_version = None
+    return summary
+
+
+def run_end_to_end(settings: Settings, source: str = "automarkt", progress=print) -> RunSummary:
+    """Crawl ``source`` into a new batch, then process it with batch_job."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; configured: {sorted(SOURCES)}")
+    started = time.perf_counter()
+    instance, defs = _instance_and_defs(settings)
+    progress(f"[1/2] crawling {source} (simulated marketplace: {settings.market_listings} listings, "
+             f"day {settings.market_day}, seed {settings.market_seed}"
+             + (f", faults {sorted(settings.market_faults)}" if settings.market_faults else "") + ")")
+    crawl = defs.resolve_job_def("crawl_job").execute_in_process(
+        instance=instance, partition_key=source, run_config=_QUIET)
+    meta = _metadata(crawl, "scraped_batch")
+    batch_id = meta["batch_id"]
+    summary = RunSummary(batch_id=batch_id, status="unknown", warehouse=settings.warehouse_path,
+                         snapshot=settings.snapshot_path, dagster_home=settings.dagster_home,
+                         scraped=meta["listings"], crawl_rejects=meta["rejects"], pages=meta["pages"],
+                         pages_per_second=meta["pages_per_second"], run_ids=[crawl.run_id])
+    progress(f"[2/2] ingesting and validating {batch_id}; if it passes: cleaning, training, valuations")
+    process_batch(settings, batch_id, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
 
 
 def summary_json(summary: RunSummary) -> str:
-    return json.dumps(summary.__dict__, indent=2, default=str)
+    return json.dumps(summary.__dict__ | {"admitted": summary.admitted}, indent=2, default=str)

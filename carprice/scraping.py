@@ -44,13 +44,15 @@ def crawl_command(source: SourceConfig, start_url: str, landing_dir: Path, batch
 
 
 def crawl_source(source: SourceConfig, landing_dir: Path, *, market_seed: int, market_day: int,
-                 market_listings: int, timeout_s: float = 1800, max_pages: int | None = None) -> CrawlResult:
+                 market_listings: int, market_faults: frozenset[str] = frozenset(), timeout_s: float = 1800,
+                 max_pages: int | None = None) -> CrawlResult:
     """Crawl ``source`` (starting the embedded marketplace if it is that one) and return the landed batch."""
     batch_id = make_batch_id(source.name, datetime.now(UTC))
     with ExitStack() as stack:
         start_url = source.start_url
         if start_url == EMBEDDED_MARKETPLACE:
-            base = stack.enter_context(running_marketplace(market_seed, market_day, market_listings))
+            base = stack.enter_context(running_marketplace(market_seed, market_day, market_listings,
+                                                           faults=market_faults))
             start_url = f"{base}/cars?page=1"
         cmd = crawl_command(source, start_url, landing_dir, batch_id, max_pages)
         env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}

@@ -52,6 +52,20 @@ _SCHEMA = [
         status_reason VARCHAR, artifact_path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
         train_batches VARCHAR[] NOT NULL, code_version VARCHAR NOT NULL, params JSON, features JSON,
         metrics JSON, n_train BIGINT, n_holdout BIGINT)""",
+    # Validation: every check's verdict per batch, the batch's admission status, people's reviews,
+    # and the versioned reference profiles the checks compare with.
+    """CREATE TABLE IF NOT EXISTS batch_checks (
+        batch_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, passed BOOLEAN NOT NULL, failures JSON,
+        metrics JSON, reference_id BIGINT, checked_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS batch_status (
+        batch_id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, reason VARCHAR, decided_at TIMESTAMPTZ NOT NULL,
+        decided_by VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS batch_reviews (
+        batch_id VARCHAR NOT NULL, decision VARCHAR NOT NULL, reviewer VARCHAR NOT NULL, note VARCHAR,
+        reviewed_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS reference_profiles (
+        reference_id BIGINT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL, batch_ids VARCHAR[] NOT NULL,
+        profile JSON NOT NULL)""",
 ]
 
 

@@ -28,7 +28,7 @@ def test_definitions_load_with_every_asset_described(settings):
                     "listing_valuations", "warehouse_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "ingest_job", "refresh_job"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "batch_job", "refresh_job", "readmit_job"}
 
 
 def _ingest(settings, batch, instance):

@@ -33,7 +33,7 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
-    assert {r.job_name for r in runs} == {"crawl_job", "ingest_job", "refresh_job"}
+    assert {r.job_name for r in runs} == {"crawl_job", "batch_job"}
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert instance.get_latest_materialization_event(dg.AssetKey("listing_valuations")) is not None
     assert instance.get_dynamic_partitions("batches") == [summary["batch_id"]]

@@ -6,6 +6,7 @@ whether that loses the listing (a price) or only a field (a colour).
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from datetime import date
@@ -14,6 +15,7 @@ KM_PER_MILE = 1.609344
 KW_PER_HP = 0.745700
 KW_PER_PS = 0.735499
 
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
 _CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "$": "USD", "CHF": "CHF", "zł": "PLN", "kr": "SEK"}
 
 # Canonical make names keyed by a folded spelling (lower case, no accents, no punctuation).
@@ -66,8 +68,12 @@ def parse_number(text: str | float | int | None) -> float | None:
     if text is None:
         return None
     if isinstance(text, (int, float)):
-        return float(text)
-    digits = re.sub(r"[^0-9.,]", "", str(text))
+        return float(text) if math.isfinite(text) else None
+    text = str(text).strip()
+    if _SCIENTIFIC.match(text):
+        value = float(text)
+        return value if math.isfinite(value) else None
+    digits = re.sub(r"[^0-9.,]", "", text)
     if not re.search(r"\d", digits):
         return None
     digits = digits.strip(".,")
@@ -83,9 +89,10 @@ def parse_number(text: str | float | int | None) -> float | None:
         else:
             digits = ".".join(parts)
     try:
-        return float(digits)
+        value = float(digits)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def detect_currency(currency: str | None, price_text: str | None) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import extruct
+from lxml import etree
 from parsel import Selector
 
 from scrapers.items import CarListing, Reject
@@ -19,15 +20,27 @@ from scrapers.items import CarListing, Reject
 VEHICLE_TYPES = {"Car", "Vehicle", "MotorizedVehicle", "Motorcycle", "BusOrCoach"}
 
 
+class UnreadablePage(ValueError):
+    """A page whose HTML or structured data cannot be read at all; ``reason`` says which."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
 def extract_entities(html: str | bytes, url: str) -> list[tuple[str, dict]]:
     """All schema.org entities on a page, flattened, each with the syntax that held it.
 
-    Raises ValueError when a JSON-LD block is not valid JSON.
+    Raises UnreadablePage for an empty or unparseable document or invalid JSON-LD.
     """
     try:
         data = extruct.extract(html, base_url=url, syntaxes=["json-ld", "microdata"], uniform=True)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON-LD: {exc.msg} at char {exc.pos}") from exc
+        raise UnreadablePage("invalid structured data", f"invalid JSON-LD: {exc.msg} at char {exc.pos}") from exc
+    except RecursionError as exc:
+        raise UnreadablePage("invalid structured data", "JSON-LD nested too deeply to read") from exc
+    except etree.LxmlError as exc:
+        raise UnreadablePage("unreadable page", f"{type(exc).__name__}: {exc}") from exc
     return [(syntax, entity) for syntax in ("json-ld", "microdata") for entity in _flatten(data.get(syntax, []))]
 
 
@@ -37,7 +50,8 @@ def _flatten(items: Iterable[Any]) -> Iterator[dict]:
             yield from _flatten(item)
         elif isinstance(item, dict):
             if "@graph" in item:
-                yield from _flatten(item["@graph"])
+                graph = item["@graph"]
+                yield from _flatten(graph if isinstance(graph, list) else [graph])
             else:
                 yield item
 
@@ -167,8 +181,8 @@ def parse_listing_page(html: str | bytes, url: str, source: str, scraped_at: str
     """A detail page's listing, or a Reject saying why the page has none."""
     try:
         entities = extract_entities(html, url)
-    except ValueError as exc:
-        return Reject(url=url, source=source, scraped_at=scraped_at, reason="invalid structured data", detail=str(exc))
+    except UnreadablePage as exc:
+        return Reject(url=url, source=source, scraped_at=scraped_at, reason=exc.reason, detail=exc.detail)
     found = find_vehicle(entities)
     if found is None:
         types = sorted({t for _, e in entities for t in _types(e)})
@@ -182,7 +196,7 @@ def listing_links(html: str | bytes, url: str, link_css: str | None = None) -> l
     """Detail-page URLs on a results page: from a schema.org ItemList, else from ``link_css`` anchors."""
     try:
         entities = extract_entities(html, url)
-    except ValueError:
+    except UnreadablePage:
         entities = []
     links: list[str] = []
     for _, entity in entities:

@@ -11,9 +11,10 @@ from carprice.defs.valuation import listing_valuations
 
 crawl_job = dg.define_asset_job("crawl_job", selection=[scraped_batch],
                                 description="Crawl one source into a new landed batch.")
-ingest_job = dg.define_asset_job("ingest_job", selection=[raw_listings],
-                                 description="Copy one landed batch into the warehouse.")
+_DOWNSTREAM = [clean_listings, listing_features, price_model, listing_valuations, warehouse_snapshot]
+batch_job = dg.define_asset_job(
+    "batch_job", selection=[raw_listings, *_DOWNSTREAM],
+    description="Ingest and validate one landed batch; if it passes its checks, clean, train, value and publish.")
 refresh_job = dg.define_asset_job(
-    "refresh_job",
-    selection=[clean_listings, listing_features, price_model, listing_valuations, warehouse_snapshot],
+    "refresh_job", selection=_DOWNSTREAM,
     description="Clean, build features, train and register a model, value current listings, publish a snapshot.")

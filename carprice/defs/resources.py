@@ -48,13 +48,16 @@ class ScraperResource(dg.ConfigurableResource):
     market_seed: int = 7
     market_day: int = 0
     market_listings: int = 3000
+    market_faults: str = ""  # comma-separated fault names, for fault-injection runs
     timeout_s: int = 1800
 
     def crawl(self, source_name: str) -> CrawlResult:
         if source_name not in SOURCES:
             raise dg.Failure(f"unknown source {source_name!r}; configured: {sorted(SOURCES)}")
+        faults = frozenset(f for f in self.market_faults.split(",") if f)
         return crawl_source(SOURCES[source_name], Path(self.landing_dir), market_seed=self.market_seed,
-                            market_day=self.market_day, market_listings=self.market_listings, timeout_s=self.timeout_s)
+                            market_day=self.market_day, market_listings=self.market_listings,
+                            market_faults=faults, timeout_s=self.timeout_s)
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -66,5 +69,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         "model_store": ModelStoreResource(path=str(settings.models_dir)),
         "scraper": ScraperResource(landing_dir=str(settings.landing_dir), market_seed=settings.market_seed,
                                    market_day=settings.market_day, market_listings=settings.market_listings,
+                                   market_faults=",".join(sorted(settings.market_faults)),
                                    timeout_s=settings.crawl_timeout_s),
     }

@@ -10,6 +10,7 @@ from carprice.defs.cleaning import clean_listings
 from carprice.defs.resources import ModelStoreResource, WarehouseResource
 from carprice.features import build_features
 from carprice.registry import code_version, register_champion
+from carprice.validation.admission import admitted_batch_ids
 
 
 @dg.asset(deps=[clean_listings], group_name="training", kinds={"duckdb", "pandas"}, pool="warehouse")
@@ -43,7 +44,7 @@ def price_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareh
     model = modeling.train_model(train, {"learning_rate": config.learning_rate, "num_leaves": config.num_leaves})
     model.metrics = {"holdout": modeling.evaluate(model, holdout), "train": modeling.evaluate(model, train)}
     trained_at = datetime.now(UTC)
-    batches = wh.query("SELECT batch_id FROM batches ORDER BY batch_id")["batch_id"].tolist()
+    batches = admitted_batch_ids(wh)
     code = code_version()
     saved = modeling.save_model(model, model_store.root, trained_at,
                                 extra={"train_batches": batches, "code_version": code,

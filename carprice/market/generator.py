@@ -17,6 +17,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from carprice.market.catalogue import MODELS, ModelSpec
+from carprice.market.faults import validate_faults
 
 # A model year goes on sale in the autumn before it (as real launches do).
 _LAUNCH_MONTH = 9
@@ -69,7 +70,10 @@ _MAKE_ALIASES = {
 
 @dataclass(frozen=True)
 class MarketConfig:
-    """The knobs of a simulated market; the same config and day give the same site."""
+    """The knobs of a simulated market; the same config and day give the same site.
+
+    ``faults`` names the site breakages to inject (see ``carprice.market.faults``).
+    """
 
     seed: int = 7
     start_date: date = date(2026, 1, 1)
@@ -81,6 +85,11 @@ class MarketConfig:
     absurd_price_rate: float = 0.01
     microdata_share: float = 0.15
     page_size: int = 50
+    faults: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # Any iterable of names is accepted; the config keeps a frozenset so it stays hashable.
+        object.__setattr__(self, "faults", validate_faults(self.faults))
 
     @classmethod
     def for_active_listings(cls, n: int, **kwargs) -> "MarketConfig":

@@ -2,7 +2,8 @@
 
 Detail pages embed schema.org ``Car`` data as JSON-LD (most) or microdata (some),
 with the inconsistencies real sellers produce: make spellings, miles or
-kilometres, prices as text, missing fields.
+kilometres, prices as text, missing fields.  A market configured with faults
+(``carprice.market.faults``) renders its pages with them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import html
 import json
 import math
+from typing import Any
 
+from carprice.market.faults import DUPLICATE_FLOOD, apply_data_faults, apply_page_faults, stated_price
 from carprice.market.generator import Listing, Market
 
 SITE_NAME = "AutoMarkt"
@@ -59,15 +62,21 @@ def description_of(listing: Listing) -> str:
     return " ".join(parts)
 
 
-def price_text(listing: Listing, day: int) -> str:
+_PRICE_WITH_SYMBOL = {
+    "EUR": lambda amount: "€ " + f"{amount:,}".replace(",", "."),
+    "GBP": lambda amount: f"£{amount:,}",
+    "PLN": lambda amount: f"{amount:,} zł".replace(",", " "),
+    "CHF": lambda amount: "CHF " + f"{amount:,}".replace(",", "'"),
+}
+
+
+def price_text(listing: Listing, day: int, faults: frozenset[str] = frozenset()) -> str:
     """The asking price as a string, in one of the styles sellers use."""
-    amount = listing.price_in_currency(day)
-    symbol = "£" if listing.currency == "GBP" else "€"
-    dotted = f"{amount:,}".replace(",", ".")
+    amount, currency = stated_price(listing, day, faults)
     styles = (
-        f"{symbol} {dotted}" if listing.currency == "EUR" else f"{symbol}{amount:,}",
-        f"{amount} {listing.currency}",
-        f"{listing.currency} {amount:,}",
+        _PRICE_WITH_SYMBOL[currency](amount),
+        f"{amount} {currency}",
+        f"{currency} {amount:,}",
         f"{amount:,}.00",
         str(amount),
     )
@@ -82,7 +91,8 @@ def _mileage_value(listing: Listing) -> tuple[float, str]:
 
 
 def car_data(market: Market, listing: Listing, day: int) -> dict:
-    """The schema.org ``Car`` entity of a listing, with the seller's omissions."""
+    """The schema.org ``Car`` entity of a listing, with the seller's omissions and the market's faults."""
+    faults = market.config.faults
     car = listing.car
     missing = listing.missing
     mileage, unit = _mileage_value(listing)
@@ -124,20 +134,21 @@ def car_data(market: Market, listing: Listing, day: int) -> dict:
         data["numberOfDoors"] = car.doors
     if "condition" not in missing:
         data["additionalProperty"] = [{"@type": "PropertyValue", "name": "condition", "value": car.condition}]
-    price: int | str = listing.price_in_currency(day)
+    price: int | str
+    price, currency = stated_price(listing, day, faults)
     if listing.price_style:
-        price = price_text(listing, day)
+        price = price_text(listing, day, faults)
     seller_type = "AutoDealer" if listing.seller_type == "dealer" else "Person"
     data["offers"] = {
         "@type": "Offer",
         "price": price,
-        "priceCurrency": listing.currency,
+        "priceCurrency": currency,
         "availability": "https://schema.org/InStock",
         "validFrom": market.date_of(listing.listed_day).isoformat(),
         "seller": {"@type": seller_type, "name": listing.seller_name},
         "availableAtOrFrom": {"@type": "Place", "address": {"@type": "PostalAddress", "addressRegion": listing.region}},
     }
-    return data
+    return apply_data_faults(data, listing, faults, market.config.seed)
 
 
 def _microdata(value, prop: str | None = None) -> str:
@@ -155,17 +166,25 @@ def _microdata(value, prop: str | None = None) -> str:
     return f'<span itemprop="{prop}">{html.escape(str(value))}</span>'
 
 
-def detail_page(market: Market, listing: Listing, day: int) -> str:
-    """A listing's own page: visible text plus the structured data crawlers read."""
-    data = car_data(market, listing, day)
-    title = data["name"]
+def detail_page(market: Market, listing: Listing, day: int) -> bytes:
+    """A listing's own page as served: visible text plus the structured data crawlers read."""
+    page = render_detail(market, listing, day, car_data(market, listing, day), listing.page_format)
+    return apply_page_faults(page.encode("utf-8"), listing, market.config.faults, market.config.seed)
+
+
+def render_detail(market: Market, listing: Listing, day: int, data: Any, page_format: str | None) -> str:
+    """A listing's page around ``data``: as JSON-LD (any JSON value), as microdata (a dict), or none (None)."""
+    title = title_of(listing)
     visible = (
-        f"<h1>{html.escape(title)}</h1><p class=\"price\">{html.escape(price_text(listing, day))}</p>"
-        f"<p>{html.escape(data['description'])}</p>"
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p class=\"price\">{html.escape(price_text(listing, day, market.config.faults))}</p>"
+        f"<p>{html.escape(description_of(listing))}</p>"
         f"<a href=\"/contact/{listing.id}\">Contact seller</a>"
     )
-    if listing.page_format == "microdata":
+    if page_format == "microdata":
         return _page(title, "", f"<article>{visible}{_microdata(data)}</article>")
+    if page_format is None:
+        return _page(title, "", f"<article>{visible}</article>")
     script = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     return _page(title, f'<script type="application/ld+json">{script}</script>', f"<article>{visible}</article>")
 
@@ -181,16 +200,18 @@ def index_page(market: Market, day: int, page: int) -> str | None:
     pages = page_count(market, day)
     if page < 1 or page > pages:
         return None
+    faults = market.config.faults
     chunk = [market.listing(int(i)) for i in ids[(page - 1) * size: page * size]]
+    results = [(lst, url) for lst in chunk for url in listing_urls(lst, faults)]
     items = "".join(
-        f'<li class="result"><a class="listing-link" href="{lst.path}">{html.escape(title_of(lst))}</a> '
-        f'<span class="price">{html.escape(price_text(lst, day))}</span></li>'
-        for lst in chunk
+        f'<li class="result"><a class="listing-link" href="{url}">{html.escape(title_of(lst))}</a> '
+        f'<span class="price">{html.escape(price_text(lst, day, faults))}</span></li>'
+        for lst, url in results
     )
     item_list = {
         "@context": "https://schema.org", "@type": "ItemList", "numberOfItems": len(ids),
-        "itemListElement": [{"@type": "ListItem", "position": (page - 1) * size + k + 1, "url": lst.path}
-                            for k, lst in enumerate(chunk)],
+        "itemListElement": [{"@type": "ListItem", "position": (page - 1) * size + k + 1, "url": url}
+                            for k, (_, url) in enumerate(results)],
     }
     links = ""
     nav = ""
@@ -204,6 +225,13 @@ def index_page(market: Market, day: int, page: int) -> str | None:
     body = (f"<h1>Used cars for sale ({len(ids)})</h1><ol class=\"results\">{items}</ol>"
             f"<nav class=\"pagination\">{nav} <span>Page {page} of {pages}</span></nav>")
     return _page(f"Used cars, page {page}", head, body)
+
+
+def listing_urls(listing: Listing, faults: frozenset[str] = frozenset()) -> list[str]:
+    """The URLs a results page links a listing under: its path, and under ``duplicate_flood`` two more."""
+    if DUPLICATE_FLOOD in faults:
+        return [listing.path, f"{listing.path}-2", f"{listing.path}?ref=featured"]
+    return [listing.path]
 
 
 def home_page(market: Market, day: int) -> str:

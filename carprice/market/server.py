@@ -1,7 +1,8 @@
 """Serve the simulated marketplace over HTTP on the loopback interface.
 
 Pages are rendered on request, so start-up costs nothing whatever the market size.
-``running_marketplace`` starts the site in its own process and yields its URL.
+``running_marketplace`` starts the site in its own process and yields its URL;
+``--faults`` (or ``faults=``) makes it serve the breakages of ``carprice.market.faults``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from carprice.market.faults import parse_faults, validate_faults
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import ROBOTS_TXT, detail_page, home_page, index_page
 
@@ -31,14 +33,15 @@ class MarketplaceHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         status, body, ctype = self._route()
-        payload = body.encode("utf-8")
+        # Detail pages come as bytes: a broken page's bytes need not be UTF-8 whatever the header says.
+        payload = body if isinstance(body, bytes) else body.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
-    def _route(self) -> tuple[int, str, str]:
+    def _route(self) -> tuple[int, str | bytes, str]:
         market, day = self.server.market, self.server.day
         url = urlsplit(self.path)
         html_type = "text/html; charset=utf-8"
@@ -81,10 +84,14 @@ class MarketplaceServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def running_marketplace(seed: int, day: int, listings: int, timeout: float = 30.0) -> Iterator[str]:
-    """Run the marketplace in a child process for the duration of the block; yields its base URL."""
+def running_marketplace(seed: int, day: int, listings: int, faults: frozenset[str] = frozenset(),
+                        timeout: float = 30.0) -> Iterator[str]:
+    """Run the marketplace (with ``faults``) in a child process for the duration of the block; yields its base URL."""
     cmd = [sys.executable, "-m", "carprice.market.server", "--seed", str(seed), "--day", str(day),
            "--listings", str(listings), "--port", "0"]
+    faults = validate_faults(faults)
+    if faults:
+        cmd += ["--faults", ",".join(sorted(faults))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -108,11 +115,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--day", type=int, default=0)
     parser.add_argument("--listings", type=int, default=3000, help="listings on sale on any day")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--faults", default="", help="comma-separated faults to inject, e.g. broken_pages,prices_x100")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    market = Market(MarketConfig.for_active_listings(args.listings, seed=args.seed))
+    try:
+        faults = parse_faults(args.faults)
+    except ValueError as exc:
+        parser.error(str(exc))
+    market = Market(MarketConfig.for_active_listings(args.listings, seed=args.seed, faults=faults))
     server = MarketplaceServer(market, args.day, args.port, args.verbose)
-    print(f"serving {server.url} day={args.day} seed={args.seed}", flush=True)
+    with_faults = f" faults={','.join(sorted(faults))}" if faults else ""
+    print(f"serving {server.url} day={args.day} seed={args.seed}{with_faults}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,55 @@
+"""The data contract for landed listings: columns and types, required fields, ranges, tracked fields.
+
+Columns and types come from the item the spiders write (scrapers.items.CarListing); ranges and the
+fields watched for drift are written here; the expected values of everything else are learned from
+admitted batches (see profile.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carprice.warehouse import LISTING_COLUMNS
+
+# Fields a listing cannot be priced without; the spider already rejects rows missing them.
+REQUIRED = ("url", "make", "model", "price_eur")
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+
+
+RANGES = {
+    "price_eur": Range(300, 500_000),
+    "mileage_km": Range(0, 1_000_000),
+    "model_year": Range(1950, 2100),
+    "power_kw": Range(20, 1_200),
+    "doors": Range(1, 7),
+}
+
+# Fields whose null rate is compared with the reference.
+NULL_TRACKED = ("make", "model", "model_year", "mileage_km", "fuel", "transmission", "body", "power_kw",
+                "price_eur", "currency", "seller_type", "region", "listed_at", "first_registration")
+CATEGORICAL_DRIFT = ("make", "fuel", "transmission", "body", "seller_type", "region", "currency")
+NUMERIC_DRIFT = ("log_price_eur", "mileage_km", "model_year", "power_kw")
+
+# DuckDB type families: a landed column is retyped when its family differs from the contract's.
+_FAMILY = {"VARCHAR": "text", "DATE": "text", "TIMESTAMP": "text", "TIMESTAMP WITH TIME ZONE": "text",
+           "TIME": "text", "UUID": "text", "BIGINT": "number", "INTEGER": "number", "DOUBLE": "number",
+           "FLOAT": "number", "SMALLINT": "number", "TINYINT": "number", "UBIGINT": "number",
+           "HUGEINT": "number", "DECIMAL": "number", "BOOLEAN": "boolean", "NULL": "null", "JSON": "null"}
+
+
+def type_family(duckdb_type: str) -> str:
+    """"text", "number", "boolean", "null" (an all-null column), or "nested" for structs and lists."""
+    base = duckdb_type.split("(")[0].strip().strip('"').upper()
+    if base.endswith("[]") or base.startswith(("STRUCT", "MAP", "LIST", "UNION")):
+        return "nested"
+    return _FAMILY.get(base, "other")
+
+
+def contract_columns() -> dict[str, str]:
+    """Contract column -> type family."""
+    return {name: type_family(sql) for name, sql in LISTING_COLUMNS.items()}

@@ -1,0 +1,169 @@
+"""Data validation end to end: a faulty site's batch is crawled, checked, quarantined, and re-admitted.
+
+Each fault is injected into the real simulated marketplace, crawled by the real spider over HTTP and
+processed by the real batch_job on a DuckDB warehouse that already has an accepted batch and a champion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import dagster as dg
+import pytest
+
+from carprice.config import SOURCES, Settings
+from carprice.defs.partitions import batch_partitions
+from carprice.definitions import build_definitions
+from carprice.registry import champion
+from carprice.scraping import crawl_source
+from carprice.validation.admission import AdmissionError, batch_statuses, readmit
+from carprice.validation.checks import (
+    CHECK_COLUMNS,
+    CHECK_DISTRIBUTIONS,
+    CHECK_SOURCE_FIELDS,
+    CHECK_UNITS,
+    CHECK_VALUES,
+)
+from carprice.warehouse import Warehouse
+from carprice_tests.conftest import SMALL_MARKET, copy_batch
+
+
+def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+    return build_definitions(settings).resolve_job_def("batch_job").execute_in_process(
+        instance=instance, partition_key=batch_id, raise_on_error=False)
+
+
+def crawl_day(settings: Settings, day: int, faults: frozenset[str] = frozenset()) -> str:
+    result = crawl_source(SOURCES["automarkt"], settings.landing_dir, market_seed=settings.market_seed,
+                          market_day=day, market_listings=settings.market_listings, market_faults=faults,
+                          timeout_s=300)
+    return result.batch.batch_id
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, crawled_batch) -> Settings:
+    """A warehouse with one accepted batch (the reference) and a champion model."""
+    root = tmp_path_factory.mktemp("baseline")
+    settings = Settings(data_dir=root / "data", dagster_home=root / "home", **SMALL_MARKET, crawl_timeout_s=300)
+    batch = copy_batch(crawled_batch, settings.landing_dir)
+    result = run_batch(settings, batch.batch_id, dg.DagsterInstance.ephemeral())
+    assert result.success
+    return settings
+
+
+@pytest.fixture
+def platform(baseline, tmp_path) -> Settings:
+    """A private copy of the baseline warehouse and landing zone (the model files are shared, read-only)."""
+    settings = dataclasses.replace(baseline, data_dir=tmp_path / "data")
+    shutil.copytree(baseline.data_dir, settings.data_dir)
+    return settings
+
+
+def state(settings: Settings) -> dict:
+    wh = Warehouse(settings.warehouse_path)
+    return {
+        "champion": champion(wh).version,
+        "models": int(wh.query("SELECT count(*) AS n FROM model_registry").iloc[0]["n"]),
+        "valuations": wh.query("SELECT * FROM listing_valuations").sort_values("url").reset_index(drop=True),
+    }
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    out = {}
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            out[evaluation.check_name] = evaluation.metadata["failures"].value
+    return out
+
+
+def test_a_clean_next_day_passes_every_check(platform):
+    before = state(platform)
+    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1)
+    result = run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
+    assert result.success, failed_checks(result)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert len(result.get_asset_check_evaluations()) == 5
+    after = state(platform)
+    assert after["models"] == before["models"] + 1 and after["champion"] != before["champion"]
+
+
+FAULT_EXPECTATIONS = {
+    "rename_field": {CHECK_SOURCE_FIELDS: "possibly renamed", CHECK_VALUES: "null rates: mileage_km"},
+    "remove_field": {CHECK_SOURCE_FIELDS: "missing fields ['vehicleModelDate']", CHECK_VALUES: "model_year"},
+    "new_field": {CHECK_SOURCE_FIELDS: "new fields ['emissionsCO2', 'vehicleIdentificationNumber']"},
+    "km_labelled_miles": {CHECK_UNITS: "mileage in another unit", CHECK_DISTRIBUTIONS: "mileage_km drifted"},
+    "prices_x100": {CHECK_VALUES: "out of range: price_eur", CHECK_UNITS: "prices on another scale"},
+    "new_currency": {CHECK_UNITS: "currencies not seen before"},
+    "broken_pages": {CHECK_VALUES: "reject rate"},
+    "duplicate_flood": {CHECK_VALUES: "duplicate rate"},
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_EXPECTATIONS))
+def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, fault):
+    before = state(platform)
+    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({fault}))
+    result = run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
+
+    assert not result.success
+    failed = failed_checks(result)
+    for check_name, text in FAULT_EXPECTATIONS[fault].items():
+        assert text in failed.get(check_name, ""), (fault, failed)
+    assert CHECK_COLUMNS not in failed, "the spider's own columns never change"
+    materialized = {e.asset_key.to_user_string() for e in result.all_events
+                    if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert materialized == {"raw_listings"}, "the blocking checks stopped everything downstream"
+
+    wh = Warehouse(platform.warehouse_path)
+    status = batch_statuses(wh).set_index("batch_id").loc[batch_id]
+    assert status["status"] == "quarantined"
+    for check_name in FAULT_EXPECTATIONS[fault]:
+        assert check_name in status["reason"]
+    raw = wh.query("SELECT count(*) AS n FROM raw_listings WHERE batch_id = ?", [batch_id]).iloc[0]["n"]
+    assert raw > 0, "the quarantined rows stay for inspection"
+    after = state(platform)
+    assert after["champion"] == before["champion"] and after["models"] == before["models"]
+    assert after["valuations"].equals(before["valuations"])
+
+    # Even an explicit refresh cannot train on the quarantined rows.
+    refresh = build_definitions(platform).resolve_job_def("refresh_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral())
+    assert refresh.success
+    trained_on = wh.query("SELECT train_batches FROM model_registry ORDER BY trained_at DESC LIMIT 1").iloc[0, 0]
+    assert batch_id not in list(trained_on)
+    assert wh.query("SELECT count(*) AS n FROM clean_listings WHERE batch_id = ?", [batch_id]).iloc[0]["n"] == 0
+
+
+def test_readmitted_batch_flows_through(platform):
+    instance = dg.DagsterInstance.ephemeral()
+    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_field"}))
+    assert not run_batch(platform, batch_id, instance).success
+    wh = Warehouse(platform.warehouse_path)
+    before = state(platform)
+
+    with pytest.raises(AdmissionError, match="reviewer"):
+        readmit(wh, batch_id, " ", "fine")
+    with pytest.raises(AdmissionError, match="note"):
+        readmit(wh, batch_id, "ana", "")
+    with pytest.raises(AdmissionError, match="no validated batch"):
+        readmit(wh, "automarkt-nope", "ana", "fine")
+    readmit(wh, batch_id, "ana", "the site added a VIN and CO2; harmless")
+
+    result = run_batch(platform, batch_id, instance)
+    assert result.success
+    waived = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_SOURCE_FIELDS][0]
+    assert waived.passed and waived.metadata["readmitted_by"].value == "ana"
+    status = batch_statuses(wh).set_index("batch_id").loc[batch_id]
+    assert (status["status"], status["decided_by"]) == ("readmitted", "ana")
+    after = state(platform)
+    assert after["champion"] != before["champion"]
+    trained_on = wh.query("SELECT train_batches FROM model_registry WHERE version = ?", [after["champion"]]).iloc[0, 0]
+    assert batch_id in list(trained_on)
+    with pytest.raises(AdmissionError, match="is readmitted, not quarantined"):
+        readmit(wh, batch_id, "ana", "again")
+
+    # The re-admitted batch joined the reference: the same site change passes the next day.
+    next_id = crawl_day(platform, SMALL_MARKET["market_day"] + 2, frozenset({"new_field"}))
+    assert run_batch(platform, next_id, instance).success

@@ -1,0 +1,144 @@
+"""Validation checks as pure functions of profiles: each failure path with its numbers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from carprice.config import ValidationConfig
+from carprice.validation import checks
+from carprice.validation.contract import contract_columns, type_family
+
+CFG = ValidationConfig()
+QUANTILES = [float(i) for i in range(1, 100)]
+
+
+def profile(**overrides) -> dict:
+    """A plausible batch profile; tests change one thing at a time."""
+    base = {
+        "batch_ids": ["b"], "n": 1000, "n_rejects": 5, "reject_rate": 0.005, "reject_reasons": {"HTTP 404": 5},
+        "null_rate": {"make": 0.0, "model": 0.0, "price_eur": 0.0, "mileage_km": 0.015, "power_kw": 0.06,
+                      "model_year": 0.01, "fuel": 0.03},
+        "out_of_range_rate": {"price_eur": 0.01, "mileage_km": 0.0},
+        "duplicate_rate": 0.0, "repost_rate": 0.02, "median_price_eur": 12000.0, "median_km_per_year": 13000.0,
+        "quantiles": {"log_price_eur": [9 + q / 100 for q in QUANTILES], "mileage_km": [q * 2000 for q in QUANTILES],
+                      "model_year": [2005 + q / 5 for q in QUANTILES], "power_kw": [50 + q for q in QUANTILES]},
+        "categories": {"make": {"volkswagen": 0.2, "bmw": 0.1, "kia": 0.7}, "currency": {"eur": 0.92, "gbp": 0.08},
+                       "fuel": {"petrol": 0.6, "diesel": 0.4}},
+        "source_fields": {"mileageFromOdometer.value": {"share": 0.98, "types": {"number": 0.8, "string": 0.2}},
+                          "offers.price": {"share": 1.0, "types": {"number": 0.3, "string": 0.7}},
+                          "vehicleModelDate": {"share": 0.99, "types": {"string": 1.0}}},
+    }
+    for key, value in overrides.items():
+        base[key] = value
+    return base
+
+
+def changed(path: str, value, base: dict | None = None) -> dict:
+    out = copy.deepcopy(base or profile())
+    *parents, leaf = path.split("/")
+    node = out
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return out
+
+
+def test_type_families():
+    assert [type_family(t) for t in ("VARCHAR", "DATE", "BIGINT", "DOUBLE", "JSON", '"NULL"', "STRUCT(a INTEGER)",
+                                          "BIGINT[]")] == ["text", "text", "number", "number", "null", "null",
+                                                           "nested", "nested"]
+
+
+def test_columns_new_missing_and_retyped_are_named():
+    landed = contract_columns()
+    assert checks.check_columns(landed).passed
+    landed = {**landed, "vin": "text", "price_eur": "text"}
+    del landed["mileage_km"]
+    out = checks.check_columns(landed)
+    assert not out.passed
+    assert out.metrics["new"] == ["vin"] and out.metrics["missing"] == ["mileage_km"]
+    assert out.metrics["retyped"] == ["price_eur: number -> text"]
+    assert checks.check_columns({**contract_columns(), "power_kw": "null"}).passed, "an all-null column is no retype"
+
+
+def test_source_fields_missing_new_renamed_and_retyped():
+    ref = profile()
+    now = copy.deepcopy(ref)
+    now["source_fields"]["mileage.value"] = now["source_fields"].pop("mileageFromOdometer.value")
+    del now["source_fields"]["vehicleModelDate"]
+    now["source_fields"]["offers.price"]["types"] = {"object": 1.0}
+    out = checks.check_source_fields(now, ref, CFG)
+    assert not out.passed
+    assert out.metrics["missing"] == ["mileageFromOdometer.value", "vehicleModelDate"]
+    assert out.metrics["new"] == ["mileage.value"]
+    assert out.metrics["renamed"] == ["mileageFromOdometer.value -> mileage.value?"]
+    assert out.metrics["retyped"] == ["offers.price: string -> object"]
+    assert checks.check_source_fields(ref, ref, CFG).passed
+    assert checks.check_source_fields(now, None, CFG).passed, "no reference yet: nothing to compare"
+
+
+def test_values_out_of_range_null_rise_duplicates_reposts_rejects():
+    ref = profile()
+    assert checks.check_values(profile(), ref, CFG).passed
+    cases = {
+        "out of range: price_eur 60.0%": changed("out_of_range_rate/price_eur", 0.6),
+        "null rates: mileage_km 90.0% > 6.5%": changed("null_rate/mileage_km", 0.9),
+        "null rates: make 1.0% > 0.0%": changed("null_rate/make", 0.01),
+        "duplicate rate 66.0% > 2%": changed("duplicate_rate", 0.66),
+        "repost rate 50.0% > 10%": changed("repost_rate", 0.5),
+        "reject rate 30.0% > 5%": changed("reject_rate", 0.3),
+    }
+    for expected, batch in cases.items():
+        out = checks.check_values(batch, ref, CFG)
+        assert not out.passed and any(f.startswith(expected) for f in out.failures), (expected, out.failures)
+    assert checks.check_values(profile(n=0), ref, CFG).failures == ["no listings in the batch"]
+
+
+def test_first_batch_is_judged_by_the_contract_alone():
+    assert checks.check_values(profile(), None, CFG).passed
+    out = checks.check_values(changed("null_rate/fuel", 0.7), None, CFG)
+    assert out.failures == ["null rates: fuel 70.0% > 50.0%"]
+
+
+def test_units_prices_mileage_and_currencies():
+    ref = profile()
+    assert checks.check_units(profile(), ref, CFG).passed
+    out = checks.check_units(profile(median_price_eur=1_200_000.0), ref, CFG)
+    assert out.failures == ["prices on another scale: median_price_eur 1,200,000 is 100.00x the reference 12,000"]
+    out = checks.check_units(profile(median_km_per_year=13000 * 1.609), ref, CFG)
+    assert out.failures[0].startswith("mileage in another unit: median_km_per_year 20,917 is 1.61x")
+    out = checks.check_units(changed("categories/currency", {"eur": 0.85, "gbp": 0.08, "pln": 0.07}), ref, CFG)
+    assert out.failures == ["currencies not seen before: pln 7.0%"]
+    out = checks.check_units(profile(reject_reasons={"unknown currency 'XAU'": 40}, n_rejects=40), ref, CFG)
+    assert out.failures == ["40 listings rejected for their currency"]
+
+
+def test_psi_and_wasserstein_on_known_numbers():
+    same = {"a": 0.5, "b": 0.5}
+    assert checks.psi(same, same) == 0.0
+    assert checks.psi(same, {"a": 0.9, "b": 0.1}) == pytest.approx(0.4 * 0.5878 + -0.4 * -1.6094, rel=1e-3)
+    assert checks.wasserstein_iqr(QUANTILES, QUANTILES) == 0.0
+    shifted = [q + 10 for q in QUANTILES]
+    assert checks.wasserstein_iqr(QUANTILES, shifted) == pytest.approx(10 / 50, rel=0.05)
+
+
+def test_distributions_drift_is_scored_per_field():
+    ref = profile()
+    assert checks.check_distributions(profile(), ref, CFG).passed
+    drifted = changed("categories/make", {"volkswagen": 0.8, "bmw": 0.1, "kia": 0.1})
+    drifted["quantiles"]["mileage_km"] = [q * 2000 * 1.6 for q in QUANTILES]
+    out = checks.check_distributions(drifted, ref, CFG)
+    assert not out.passed
+    assert out.metrics["scores"]["psi_make"] > CFG.psi_threshold
+    assert out.metrics["scores"]["wasserstein_mileage_km"] > CFG.wasserstein_threshold
+    assert [f.split(":")[0] for f in out.failures] == ["make drifted", "mileage_km drifted"]
+    small = checks.check_distributions(profile(n=50), ref, CFG)
+    assert small.passed and "skipped" in small.metrics
+
+
+def test_run_checks_returns_every_check_in_order():
+    outcomes = checks.run_checks(contract_columns(), profile(), profile(), CFG)
+    assert [o.name for o in outcomes] == list(checks.ALL_CHECKS)
+    assert all(o.passed for o in outcomes)
