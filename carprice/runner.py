@@ -107,12 +107,16 @@ def _instance_and_defs(settings: Settings):
 
 def process_batch(settings: Settings, batch_id: str, summary: RunSummary | None = None) -> RunSummary:
     """Run batch_job for one landed batch: ingest and validate; if admitted, clean, train, value, publish."""
+    from carprice.defs.partitions import batch_partitions
     from carprice.registry import NoChampionError, champion
     from carprice.warehouse import Warehouse
 
     instance, defs = _instance_and_defs(settings)
     summary = summary or RunSummary(batch_id=batch_id, status="unknown", warehouse=settings.warehouse_path,
                                     snapshot=settings.snapshot_path, dagster_home=settings.dagster_home)
+    # A batch landed outside Dagster (a standalone `scrapy crawl`) has no partition yet.
+    if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
+        instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     result = defs.resolve_job_def("batch_job").execute_in_process(
         instance=instance, partition_key=batch_id, run_config=_QUIET, raise_on_error=False)
     summary.run_ids.append(result.run_id)

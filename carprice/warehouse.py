@@ -63,6 +63,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS batch_reviews (
         batch_id VARCHAR NOT NULL, decision VARCHAR NOT NULL, reviewer VARCHAR NOT NULL, note VARCHAR,
         reviewed_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS batch_profiles (
+        batch_id VARCHAR PRIMARY KEY, profile JSON NOT NULL, profiled_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS reference_profiles (
         reference_id BIGINT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL, batch_ids VARCHAR[] NOT NULL,
         profile JSON NOT NULL)""",

@@ -7,7 +7,11 @@ processed by the real batch_job on a DuckDB warehouse that already has an accept
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -167,3 +171,43 @@ def test_readmitted_batch_flows_through(platform):
     # The re-admitted batch joined the reference: the same site change passes the next day.
     next_id = crawl_day(platform, SMALL_MARKET["market_day"] + 2, frozenset({"new_field"}))
     assert run_batch(platform, next_id, instance).success
+
+
+def _carprice(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CARPRICE_DATA_DIR": str(settings.data_dir)}
+    return subprocess.run([str(Path(sys.executable).with_name("carprice")), *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_lists_quarantined_batches_and_readmits_one(platform):
+    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"prices_x100"}))
+    run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
+
+    listing = _carprice(platform, "batches", "list", "--status", "quarantined")
+    assert listing.returncode == 0, listing.stderr
+    assert batch_id in listing.stdout and "prices on another scale" in listing.stdout
+
+    refused = _carprice(platform, "batches", "readmit", "automarkt-unknown", "--by", "ana", "--note", "ok")
+    assert refused.returncode == 2 and "no validated batch 'automarkt-unknown'" in refused.stderr
+
+    done = _carprice(platform, "batches", "readmit", batch_id, "--by", "ana", "--note", "prices were checked")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "batch readmitted" in done.stdout
+    accepted = _carprice(platform, "batches", "list", "--status", "readmitted")
+    assert batch_id in accepted.stdout and "prices were checked" in accepted.stdout
+
+
+def test_readmit_job_records_the_review(platform):
+    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_currency"}))
+    instance = dg.DagsterInstance.ephemeral()
+    run_batch(platform, batch_id, instance)
+    job = build_definitions(platform).resolve_job_def("readmit_job")
+    config = {"ops": {"record_readmission": {"config": {"batch_id": batch_id, "reviewer": "li",
+                                                        "note": "PLN and CHF are expected now"}}}}
+    assert job.execute_in_process(run_config=config, instance=instance).success
+    bad = {"ops": {"record_readmission": {"config": {"batch_id": batch_id, "reviewer": "li", "note": "again"}}}}
+    with pytest.raises(dg.Failure, match="not quarantined"):
+        run_batch(platform, batch_id, instance)  # admits it
+        job.execute_in_process(run_config=bad, instance=instance)
+    status = batch_statuses(Warehouse(platform.warehouse_path)).set_index("batch_id").loc[batch_id]
+    assert (status["status"], status["decided_by"]) == ("readmitted", "li")

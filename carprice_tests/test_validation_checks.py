@@ -8,6 +8,7 @@ import pytest
 
 from carprice.config import ValidationConfig
 from carprice.validation import checks
+from carprice.validation import profile as profile_module
 from carprice.validation.contract import contract_columns, type_family
 
 CFG = ValidationConfig()
@@ -142,3 +143,22 @@ def test_run_checks_returns_every_check_in_order():
     outcomes = checks.run_checks(contract_columns(), profile(), profile(), CFG)
     assert [o.name for o in outcomes] == list(checks.ALL_CHECKS)
     assert all(o.passed for o in outcomes)
+
+
+def test_merged_reference_pools_rates_and_averages_quantiles():
+    a = profile(n=1000, n_rejects=10, median_price_eur=10000.0)
+    b = changed("null_rate/mileage_km", 0.115, profile(n=3000, n_rejects=30, median_price_eur=14000.0,
+                                                       batch_ids=["c"]))
+    b["quantiles"]["power_kw"] = [q + 100 for q in a["quantiles"]["power_kw"]]
+    b["categories"]["currency"] = {"eur": 1.0}
+    b["source_fields"]["vehicleModelDate"] = {"share": 0.99, "types": {"number": 1.0}}
+    merged = profile_module.merge_profiles([a, b])
+    assert merged["n"] == 4000 and merged["batch_ids"] == ["b", "c"]
+    assert merged["reject_rate"] == pytest.approx(40 / 4040)
+    assert merged["null_rate"]["mileage_km"] == pytest.approx(0.25 * 0.015 + 0.75 * 0.115)
+    assert merged["median_price_eur"] == pytest.approx(13000.0)
+    assert merged["quantiles"]["power_kw"][0] == pytest.approx(a["quantiles"]["power_kw"][0] + 75)
+    assert merged["categories"]["currency"] == pytest.approx({"eur": 0.25 * 0.92 + 0.75, "gbp": 0.25 * 0.08})
+    assert merged["source_fields"]["vehicleModelDate"]["types"] == pytest.approx({"string": 0.25, "number": 0.75})
+    with pytest.raises(ValueError, match="empty batches"):
+        profile_module.merge_profiles([profile(n=0)])

@@ -16,7 +16,7 @@ import pandas as pd
 from carprice.config import ValidationConfig
 from carprice.landing import Batch
 from carprice.validation.checks import Outcome, run_checks
-from carprice.validation.profile import landed_columns, profile_rows
+from carprice.validation.profile import landed_columns, merge_profiles, profile_rows
 from carprice.warehouse import Warehouse
 
 ADMITTED = ("accepted", "readmitted")
@@ -45,29 +45,32 @@ class Verdict:
         return [o for o in self.outcomes if not o.passed]
 
 
+def _latest_reference(con) -> tuple[int, dict] | None:
+    row = con.execute("SELECT reference_id, profile FROM reference_profiles ORDER BY reference_id DESC LIMIT 1").fetchone()
+    return None if row is None else (int(row[0]), json.loads(row[1]))
+
+
+def _latest_review(con, batch_id: str) -> dict | None:
+    row = con.execute("SELECT decision, reviewer, note FROM batch_reviews WHERE batch_id = ? "
+                      "ORDER BY reviewed_at DESC LIMIT 1", [batch_id]).fetchone()
+    return None if row is None else {"decision": row[0], "reviewer": row[1], "note": row[2]}
+
+
 def latest_reference(wh: Warehouse) -> tuple[int, dict] | None:
     """The newest reference profile and its id, or None before any batch was admitted."""
-    rows = wh.query("SELECT reference_id, profile FROM reference_profiles ORDER BY reference_id DESC LIMIT 1")
-    if rows.empty:
-        return None
-    return int(rows.iloc[0]["reference_id"]), json.loads(rows.iloc[0]["profile"])
-
-
-def latest_review(wh: Warehouse, batch_id: str) -> dict | None:
-    rows = wh.query("SELECT decision, reviewer, note, reviewed_at FROM batch_reviews WHERE batch_id = ? "
-                    "ORDER BY reviewed_at DESC LIMIT 1", [batch_id])
-    return None if rows.empty else {k: str(v) for k, v in rows.iloc[0].items()}
+    with wh.connect() as con:
+        return _latest_reference(con)
 
 
 def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdict:
     """Check an ingested batch against the contract and the reference, and record the verdict."""
-    ref = latest_reference(wh)
     with wh.connect() as con:
+        ref = _latest_reference(con)
+        review = _latest_review(con, batch.batch_id)
         path = batch.listings_file
         columns = landed_columns(con, str(path)) if path.exists() and path.stat().st_size else {}
         profile = profile_rows(con, [batch.batch_id])
     outcomes = run_checks(columns, profile, ref[1] if ref else None, cfg)
-    review = latest_review(wh, batch.batch_id)
     if all(o.passed for o in outcomes):
         status, reason, by = "accepted", "all checks passed", "validation"
     elif review and review["decision"] == "readmit":
@@ -82,23 +85,26 @@ def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdic
              ref[0] if ref else None, now] for o in outcomes])
         con.execute("INSERT OR REPLACE INTO batch_status VALUES (?, ?, ?, ?, ?)",
                     [batch.batch_id, status, reason, now, by])
-    verdict = Verdict(batch.batch_id, status, outcomes, ref[0] if ref else None, profile, review)
-    if verdict.admitted:
-        refresh_reference(wh, cfg)
-    return verdict
+        con.execute("INSERT OR REPLACE INTO batch_profiles VALUES (?, ?, ?)",
+                    [batch.batch_id, json.dumps(profile), now])
+        if status in ADMITTED:
+            _refresh_reference(con, cfg, now)
+    return Verdict(batch.batch_id, status, outcomes, ref[0] if ref else None, profile, review)
 
 
-def refresh_reference(wh: Warehouse, cfg: ValidationConfig) -> int:
-    """Learn a new reference profile from the newest admitted batches; returns its id."""
-    batches = wh.query(
-        "SELECT b.batch_id FROM batches b JOIN batch_status s USING (batch_id) WHERE s.status IN ('accepted', "
-        "'readmitted') ORDER BY b.started_at DESC, b.batch_id DESC LIMIT ?", [cfg.reference_batches])
-    ids = batches["batch_id"].tolist()
-    with wh.transaction() as con:
-        profile = profile_rows(con, ids)
-        next_id = con.execute("SELECT coalesce(max(reference_id), 0) + 1 FROM reference_profiles").fetchone()[0]
-        con.execute("INSERT INTO reference_profiles VALUES (?, ?, ?, ?)",
-                    [next_id, datetime.now(UTC), ids, json.dumps(profile)])
+def _refresh_reference(con, cfg: ValidationConfig, now: datetime) -> int | None:
+    """A new reference version merged from the profiles of the newest admitted batches (None if all are empty)."""
+    rows = con.execute(
+        "SELECT p.profile FROM batch_profiles p JOIN batch_status s USING (batch_id) JOIN batches b USING (batch_id) "
+        "WHERE s.status IN ('accepted', 'readmitted') ORDER BY b.started_at DESC, b.batch_id DESC LIMIT ?",
+        [cfg.reference_batches]).fetchall()
+    profiles = [p for p in (json.loads(r[0]) for r in rows) if p["n"] > 0]
+    if not profiles:
+        return None
+    reference = merge_profiles(profiles)
+    next_id = con.execute("SELECT coalesce(max(reference_id), 0) + 1 FROM reference_profiles").fetchone()[0]
+    con.execute("INSERT INTO reference_profiles VALUES (?, ?, ?, ?)",
+                [next_id, now, reference["batch_ids"], json.dumps(reference)])
     return int(next_id)
 
 

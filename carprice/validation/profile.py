@@ -7,6 +7,8 @@ their types, and the spider's reject rate. Checks compare a batch's profile with
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
 from carprice.validation.contract import CATEGORICAL_DRIFT, NULL_TRACKED, NUMERIC_DRIFT, RANGES, type_family
@@ -24,18 +26,22 @@ _AGE = "greatest(year(try_cast(listed_at AS DATE)) - model_year + 0.5, 0.5)"
 
 def landed_columns(con: duckdb.DuckDBPyConnection, listings_file: str) -> dict[str, str]:
     """Columns of a landed listings file as DuckDB infers them from the JSON (name -> type family)."""
-    rows = con.execute("DESCRIBE SELECT * FROM read_json(?, format='newline_delimited')", [listings_file]).fetchall()
+    # The spider writes one dataclass per line, so a sample tells the file's schema; a value that does not
+    # fit the contract's type further down fails the ingest itself, in its transaction.
+    rows = con.execute("DESCRIBE SELECT * FROM read_json(?, format='newline_delimited', sample_size=1000)",
+                       [listings_file]).fetchall()
     return {name: type_family(sql_type) for name, sql_type, *_ in rows}
 
 
 def profile_rows(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
     """The profile of every listing and reject in ``batch_ids``."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _rows AS SELECT * FROM raw_listings WHERE list_contains(?, batch_id)",
-                [batch_ids])
+    # A view, not a copy: each query reads only its columns, and only the row groups of these batches.
+    ids = ", ".join("'" + b.replace("'", "''") + "'" for b in batch_ids) or "NULL"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _rows AS SELECT * FROM raw_listings WHERE batch_id IN ({ids})")
     try:
         return _profile(con, batch_ids)
     finally:
-        con.execute("DROP TABLE IF EXISTS _rows")
+        con.execute("DROP VIEW IF EXISTS _rows")
 
 
 def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
@@ -61,14 +67,14 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
     for field in CATEGORICAL_DRIFT:
         rows = con.execute(f"SELECT coalesce(lower({field}), '<null>') AS v, count(*) FROM _rows GROUP BY v").fetchall()
         categories[field] = {value: count / n for value, count in rows} if n else {}
-    field_rows = con.execute("""
-        SELECT j.key, json_extract_string(j.value, '$') AS type, count(*) AS c
-        FROM _rows, json_each(_rows.source_fields) AS j GROUP BY ALL""").fetchall()
+    # Pages of one site share a few templates: count each distinct schema once, then expand it.
     source_fields: dict[str, dict] = {}
-    for key, type_, count in field_rows:
-        entry = source_fields.setdefault(key, {"share": 0.0, "types": {}})
-        entry["share"] += count / n
-        entry["types"][type_] = entry["types"].get(type_, 0) + count
+    for schema, count in con.execute("SELECT source_fields, count(*) FROM _rows WHERE source_fields IS NOT NULL "
+                                     "GROUP BY 1").fetchall():
+        for key, type_ in json.loads(schema).items():
+            entry = source_fields.setdefault(key, {"share": 0.0, "types": {}})
+            entry["share"] += count / n
+            entry["types"][type_] = entry["types"].get(type_, 0) + count
     for entry in source_fields.values():
         total = sum(entry["types"].values())
         entry["types"] = {t: c / total for t, c in entry["types"].items()}
@@ -92,6 +98,72 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
         "categories": categories,
         "source_fields": source_fields,
     }
+
+
+def merge_profiles(profiles: list[dict]) -> dict:
+    """One reference profile from several batches' profiles, each weighted by its row count.
+
+    Rates and shares are pooled exactly; quantiles and medians are averaged, which gives the
+    quantile-average (Wasserstein barycentre) of the batches' distributions.
+    """
+    profiles = [p for p in profiles if p["n"] > 0]
+    if not profiles:
+        raise ValueError("cannot build a reference from empty batches")
+    n = sum(p["n"] for p in profiles)
+    weight = [p["n"] / n for p in profiles]
+    n_rejects = sum(p["n_rejects"] for p in profiles)
+
+    def pooled(key: str) -> dict:
+        names = {k for p in profiles for k in p[key]}
+        return {k: _weighted([p[key].get(k) for p in profiles], weight) for k in sorted(names)}
+
+    def shares(maps: list[dict]) -> dict:
+        keys = {k for m in maps for k in m}
+        return {k: sum(w * m.get(k, 0.0) for m, w in zip(maps, weight)) for k in keys}
+
+    source_fields = {}
+    for key in {k for p in profiles for k in p["source_fields"]}:
+        entries = [p["source_fields"].get(key, {"share": 0.0, "types": {}}) for p in profiles]
+        source_fields[key] = {"share": sum(w * e["share"] for e, w in zip(entries, weight)),
+                              "types": _normalized(shares([{t: s * e["share"] for t, s in e["types"].items()}
+                                                           for e in entries]))}
+    reasons: dict[str, int] = {}
+    for p in profiles:
+        for reason, count in p["reject_reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    quantiles = {}
+    for name in {k for p in profiles for k in p["quantiles"]}:
+        rows = [(p["quantiles"].get(name), w) for p, w in zip(profiles, weight) if p["quantiles"].get(name)]
+        total = sum(w for _, w in rows)
+        quantiles[name] = [sum(q[i] * w for q, w in rows) / total for i in range(len(rows[0][0]))] if rows else None
+    return {
+        "batch_ids": [b for p in profiles for b in p["batch_ids"]],
+        "n": n,
+        "n_rejects": n_rejects,
+        "reject_rate": n_rejects / (n + n_rejects),
+        "reject_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "null_rate": pooled("null_rate"),
+        "out_of_range_rate": pooled("out_of_range_rate"),
+        "duplicate_rate": _weighted([p["duplicate_rate"] for p in profiles], weight),
+        "repost_rate": _weighted([p["repost_rate"] for p in profiles], weight),
+        "median_price_eur": _weighted([p["median_price_eur"] for p in profiles], weight),
+        "median_km_per_year": _weighted([p["median_km_per_year"] for p in profiles], weight),
+        "quantiles": quantiles,
+        "categories": {f: shares([p["categories"].get(f, {}) for p in profiles])
+                       for f in {f for p in profiles for f in p["categories"]}},
+        "source_fields": source_fields,
+    }
+
+
+def _weighted(values: list[float | None], weights: list[float]) -> float | None:
+    pairs = [(v, w) for v, w in zip(values, weights) if v is not None]
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else None
+
+
+def _normalized(shares: dict[str, float]) -> dict[str, float]:
+    total = sum(shares.values())
+    return {k: v / total for k, v in shares.items()} if total else {}
 
 
 def _float(value) -> float | None:
