@@ -29,9 +29,11 @@ class ValidationRunConfig(dg.Config):
 
 def _check_result(outcome: Outcome, verdict: Verdict) -> dg.AssetCheckResult:
     """A check's verdict for Dagster: failed checks block downstream unless a person re-admitted the batch."""
-    metadata = {"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in outcome.failures) or "none"),
+    metadata = {"summary": dg.MetadataValue.text(outcome.summary),
+                "failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in outcome.failures) or "none"),
                 "evidence": dg.MetadataValue.json(outcome.metrics),
-                "reference_id": verdict.reference_id if verdict.reference_id is not None else "none"}
+                "batch_id": verdict.batch_id,
+                "reference_version": str(verdict.reference_id) if verdict.reference_id is not None else "none"}
     if not outcome.passed and verdict.status == "readmitted":
         metadata["readmitted_by"] = verdict.review["reviewer"] if verdict.review else ""
         return dg.AssetCheckResult(check_name=outcome.name, passed=True, severity=dg.AssetCheckSeverity.WARN,
@@ -43,6 +45,7 @@ def _check_result(outcome: Outcome, verdict: Verdict) -> dg.AssetCheckResult:
 @dg.asset(
     partitions_def=batch_partitions,
     deps=[dg.AssetDep(scraped_batch, partition_mapping=dg.AllPartitionMapping())],
+    # Checks are not partitioned (that is a preview feature in Dagster 1.13); each evaluation names its batch.
     check_specs=[dg.AssetCheckSpec(name, asset="raw_listings", blocking=True, description=_CHECK_DESCRIPTIONS[name])
                  for name in ALL_CHECKS],
     group_name="ingestion",
@@ -74,7 +77,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig,
             "rejects": counts["rejects"],
             "reject_rate": round(verdict.profile["reject_rate"], 4),
             "top_reject_reasons": dg.MetadataValue.md(top.to_markdown(index=False) if not top.empty else "none"),
-            "reference_id": verdict.reference_id if verdict.reference_id is not None else "none",
+            "reference_version": str(verdict.reference_id) if verdict.reference_id is not None else "none",
         },
         check_results=[_check_result(o, verdict) for o in verdict.outcomes],
     )
