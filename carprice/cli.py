@@ -81,6 +81,48 @@ def cmd_batches_readmit(args: argparse.Namespace) -> int:
     return 0 if summary.admitted else QUARANTINED_EXIT
 
 
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from carprice.registry import models
+    from carprice.warehouse import Warehouse
+
+    rows = models(Warehouse(_settings(args).warehouse_path))
+    if rows.empty:
+        print("no models yet")
+    for row in rows.itertuples():
+        print(f"{row.version}  {row.status:<10} batches={row.batches} n_train={row.n_train} "
+              f"code={row.code_version}\n    {row.status_reason}")
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from carprice.registry import champion, rollback
+    from carprice.warehouse import Warehouse
+
+    from carprice.runner import revalue
+
+    settings = _settings(args)
+    wh = Warehouse(settings.warehouse_path)
+    previous = champion(wh).version
+    rollback(wh, args.version, args.reason)
+    valued = revalue(settings)
+    print(f"{args.version} is champion again (was {previous}); {valued} listings re-valued with it")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from carprice.file_import import import_file, parse_column_map
+    from carprice.landing import read_batch
+    from carprice.runner import process_batch
+
+    settings = _settings(args)
+    folder = import_file(Path(args.file), settings.landing_dir, args.source, parse_column_map(args.map or []))
+    batch = read_batch(folder)
+    print(f"landed {batch.batch_id}: {batch.manifest['counts']}; processing it")
+    summary = process_batch(settings, batch.batch_id)
+    print(summary.render())
+    return 0 if summary.admitted else QUARANTINED_EXIT
+
+
 def cmd_market(args: argparse.Namespace) -> int:
     from carprice.market.server import main as serve
 
@@ -150,14 +192,35 @@ def main(argv: list[str] | None = None) -> int:
     readmit_p.add_argument("--note", required=True, help="why the batch is fine")
     readmit_p.set_defaults(func=cmd_batches_readmit)
 
+    imp = sub.add_parser("import", help="land a CSV/Parquet/JSON-lines file as a batch and process it")
+    common(imp)
+    imp.add_argument("file")
+    imp.add_argument("--source", required=True, help="the batch's source name, e.g. dealer_export")
+    imp.add_argument("--map", nargs="*", metavar="COLUMN=FIELD",
+                     help="map file columns to listing fields (common names map by default)")
+    imp.set_defaults(func=cmd_import)
+
+    models_p = sub.add_parser("models", help="the model registry: list versions, roll back")
+    models_sub = models_p.add_subparsers(dest="models_command", required=True)
+    mlist = models_sub.add_parser("list", help="every model version with status, reason and metrics")
+    common(mlist)
+    mlist.set_defaults(func=cmd_models_list)
+    rollback_p = models_sub.add_parser("rollback", help="make an earlier champion serve again")
+    common(rollback_p)
+    rollback_p.add_argument("version")
+    rollback_p.add_argument("--reason", required=True, help="why (recorded in the registry)")
+    rollback_p.set_defaults(func=cmd_models_rollback)
+
     args = parser.parse_args(argv)
     from carprice.landing import BatchError
+    from carprice.file_import import FileImportError
+    from carprice.registry import RegistryError
     from carprice.scraping import CrawlError
     from carprice.validation.admission import AdmissionError
 
     try:
         return args.func(args)
-    except (ValueError, CrawlError, BatchError, AdmissionError) as exc:
+    except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)
         return 2
 

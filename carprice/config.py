@@ -61,6 +61,18 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class PromotionConfig:
+    """When a challenger may replace the champion (both scored on the same fresh evaluation data)."""
+
+    main_metric: str = "mae_eur"              # lower is better: "mae_eur" or "median_ape"
+    min_relative_improvement: float = 0.01    # the challenger must beat the champion by this share
+    max_slice_regression: float = 0.15        # ... and be at most this much worse on any large slice
+    min_slice_rows: int = 50                  # slices smaller than this are reported, not judged
+    holdout_fraction: float = 0.2             # newest share of listings held out from training
+    backtest_folds: int = 2                   # earlier periods each recipe is refit and scored on
+
+
+@dataclass(frozen=True)
 class Settings:
     """Paths and defaults for one installation; every field can be set from the environment."""
 

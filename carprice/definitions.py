@@ -4,7 +4,7 @@ import dagster as dg
 
 from carprice.config import Settings, load_settings
 from carprice.defs import cleaning, ingestion, publishing, scraping, training, valuation
-from carprice.defs.jobs import batch_job, crawl_job, refresh_job
+from carprice.defs.jobs import batch_job, crawl_job, refresh_job, valuation_job
 from carprice.defs.resources import build_resources
 from carprice.defs.review import readmit_job
 
@@ -13,7 +13,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions bound to one installation's settings (the environment's by default)."""
     return dg.Definitions(
         assets=dg.load_assets_from_modules([scraping, ingestion, cleaning, training, valuation, publishing]),
-        jobs=[crawl_job, batch_job, refresh_job, readmit_job],
+        jobs=[crawl_job, batch_job, refresh_job, valuation_job, readmit_job],
         resources=build_resources(settings or load_settings()),
     )
 

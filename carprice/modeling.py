@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 
 from carprice.features import CATEGORICAL, FEATURES
+from carprice.linear import RidgeLogPrice
 
+# Tuned on the simulated market at 3k and 15k listings: small trees on top of the linear base.
 DEFAULT_PARAMS = {
     "objective": "regression",
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
+    "num_leaves": 15,
+    "min_data_in_leaf": 10,
     "feature_fraction": 0.9,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
@@ -33,6 +35,11 @@ DEFAULT_PARAMS = {
 }
 MAX_ROUNDS = 3000
 EARLY_STOPPING_ROUNDS = 100
+BASE_ALPHA = 1.0
+# The newest tenth of training rows calibrates the interval; it needs a few dozen rows.
+MIN_TRAIN_ROWS = 300
+# Nominal coverage of the prediction interval (split-conformal on log-price residuals).
+INTERVAL_COVERAGE = 0.9
 
 
 class ModelArtifactError(ValueError):
@@ -41,13 +48,19 @@ class ModelArtifactError(ValueError):
 
 @dataclass
 class PriceModel:
-    """A trained booster with what it needs to predict: feature order and category levels."""
+    """A linear base plus boosted trees on its residuals, with feature order and category levels.
+
+    log price = base (ridge on one-hot categories and numbers) + trees (LightGBM on every feature).
+    """
 
     booster: lgb.Booster
+    base: RidgeLogPrice
     features: list[str]
     categories: dict[str, list[str]]
     params: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # Log-price residual quantiles from held-back calibration rows: the interval's lower and upper offsets.
+    interval: tuple[float, float] = (0.0, 0.0)
 
     def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix with the training categories (unseen levels become missing)."""
@@ -55,7 +68,16 @@ class PriceModel:
 
     def predict_price(self, df: pd.DataFrame) -> np.ndarray:
         """Predicted prices in euros."""
-        return np.exp(self.booster.predict(self.matrix(df), num_threads=self.params.get("num_threads", 2)))
+        return np.exp(self.predict_log(df))
+
+    def predict_log(self, df: pd.DataFrame) -> np.ndarray:
+        trees = self.booster.predict(self.matrix(df), num_threads=self.params.get("num_threads", 2))
+        return self.base.predict_log(df) + trees
+
+    def predict_interval(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lower, predicted, upper) prices in euros; the interval covers INTERVAL_COVERAGE of prices."""
+        log = self.predict_log(df)
+        return np.exp(log + self.interval[0]), np.exp(log), np.exp(log + self.interval[1])
 
 
 def category_levels(df: pd.DataFrame) -> dict[str, list[str]]:
@@ -92,36 +114,58 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
     """Fit LightGBM on ``log_price``; the newest tenth of ``train`` picks the number of rounds."""
     params = {**DEFAULT_PARAMS, **(params or {})}
     features = features or FEATURES
-    if len(train) < 50:
-        raise ValueError(f"need at least 50 listings to train, got {len(train)}")
+    if len(train) < MIN_TRAIN_ROWS:
+        raise ValueError(f"need at least {MIN_TRAIN_ROWS} listings to train, got {len(train)}")
     categories = category_levels(train)
     fit, valid = split_by_time(train, 0.1)
-    dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"], categorical_feature=list(categories))
-    dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"], reference=dtrain)
+    base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit)
+    dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"],
+                         init_score=base.predict_log(fit), categorical_feature=list(categories))
+    dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"],
+                         init_score=base.predict_log(valid), reference=dtrain)
     booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
-    return PriceModel(booster=booster, features=list(features), categories=categories,
-                      params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()})
+    model = PriceModel(booster=booster, base=base, features=list(features), categories=categories,
+                       params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()})
+    # The validation rows only chose the number of rounds, so their residuals calibrate the interval.
+    model.interval = conformal_interval(valid["log_price"].to_numpy() - model.predict_log(valid))
+    return model
 
 
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """MAE and R² in euros, median absolute percentage error, and the row count."""
+def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAGE) -> tuple[float, float]:
+    """Split-conformal offsets (lower, upper) of log price from calibration residuals (actual - predicted)."""
+    if len(residuals) < 20:
+        raise ValueError(f"need at least 20 calibration residuals, got {len(residuals)}")
+    alpha = (1 - coverage) / 2
+    n = len(residuals)
+    # The finite-sample correction keeps coverage at least nominal on exchangeable data.
+    lo_q, hi_q = max(0.0, np.floor(alpha * (n + 1)) / n), min(1.0, np.ceil((1 - alpha) * (n + 1)) / n)
+    return float(np.quantile(residuals, lo_q)), float(np.quantile(residuals, hi_q))
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndarray | None = None,
+                       upper: np.ndarray | None = None) -> dict[str, float]:
+    """MAE and R² in euros, median absolute percentage error, row count, and interval coverage if given."""
     actual = np.asarray(actual, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
     err = predicted - actual
     ss_res = float(np.sum(err**2))
     ss_tot = float(np.sum((actual - actual.mean()) ** 2))
-    return {
-        "mae_eur": float(np.mean(np.abs(err))),
-        "median_ape": float(np.median(np.abs(err) / actual)),
+    metrics = {
+        "mae_eur": float(np.mean(np.abs(err))) if len(actual) else float("nan"),
+        "median_ape": float(np.median(np.abs(err) / actual)) if len(actual) else float("nan"),
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "n": int(len(actual)),
     }
+    if lower is not None and upper is not None and len(actual):
+        metrics["interval_coverage"] = float(np.mean((actual >= lower) & (actual <= upper)))
+    return metrics
 
 
 def evaluate(model: PriceModel, df: pd.DataFrame) -> dict[str, float]:
-    """The model's metrics on ``df`` (prices in euros)."""
-    return regression_metrics(df["price_eur"].to_numpy(), model.predict_price(df))
+    """The model's metrics on ``df`` (prices in euros), interval coverage included."""
+    lower, predicted, upper = model.predict_interval(df)
+    return regression_metrics(df["price_eur"].to_numpy(), predicted, lower, upper)
 
 
 @dataclass(frozen=True)
@@ -134,16 +178,25 @@ class SavedModel:
 def save_model(model: PriceModel, models_dir: Path, trained_at: datetime, extra: dict | None = None) -> SavedModel:
     """Write ``model.txt`` (LightGBM text) and ``model.json`` into a new folder named by version."""
     text = model.booster.model_to_string()
-    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    base = model.base.to_dict()
+    sha = artifact_checksum(text, base)
     # Milliseconds keep two trainings within one second apart, even on identical data.
     version = f"{trained_at:%Y%m%dT%H%M%S}{trained_at.microsecond // 1000:03d}-{sha[:8]}"
     folder = models_dir / version
     folder.mkdir(parents=True, exist_ok=False)
     (folder / "model.txt").write_text(text, encoding="utf-8")
     meta = {"version": version, "sha256": sha, "features": model.features, "categories": model.categories,
-            "params": model.params, "metrics": model.metrics, "trained_at": trained_at.isoformat(), **(extra or {})}
+            "params": model.params, "metrics": model.metrics, "interval": list(model.interval), "base": base,
+            "trained_at": trained_at.isoformat(), **(extra or {})}
     (folder / "model.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return SavedModel(version=version, path=folder, sha256=sha)
+
+
+def artifact_checksum(trees_text: str, base: dict) -> str:
+    """SHA-256 of a model: its LightGBM text and its linear base (canonical JSON)."""
+    digest = hashlib.sha256(trees_text.encode("utf-8"))
+    digest.update(json.dumps(base, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def load_model(folder: Path, expected_sha256: str | None = None) -> PriceModel:
@@ -153,13 +206,17 @@ def load_model(folder: Path, expected_sha256: str | None = None) -> PriceModel:
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelArtifactError(f"cannot read model in {folder}: {exc}") from exc
-    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if "base" not in meta:
+        raise ModelArtifactError(f"model.json in {folder} has no linear base")
+    sha = artifact_checksum(text, meta["base"])
     for expected in (meta.get("sha256"), expected_sha256):
         if expected and expected != sha:
-            raise ModelArtifactError(f"model.txt in {folder} does not match its checksum {expected[:12]}…")
+            raise ModelArtifactError(f"the model in {folder} does not match its checksum {expected[:12]}…")
     try:
         booster = lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as exc:
         raise ModelArtifactError(f"LightGBM cannot load {folder / 'model.txt'}: {exc}") from exc
-    return PriceModel(booster=booster, features=meta["features"], categories=meta["categories"],
-                      params=meta.get("params", {}), metrics=meta.get("metrics", {}))
+    return PriceModel(booster=booster, base=RidgeLogPrice.from_dict(meta["base"]), features=meta["features"],
+                      categories=meta["categories"],
+                      params=meta.get("params", {}), metrics=meta.get("metrics", {}),
+                      interval=tuple(meta.get("interval", (0.0, 0.0))))

@@ -53,7 +53,12 @@ class RunSummary:
     excluded: int = 0
     model_version: str | None = None
     metrics: dict = field(default_factory=dict)
+    challenger: str | None = None
+    promoted: bool = False
+    promotion_reason: str = ""
+    baselines: dict = field(default_factory=dict)
     valued: int = 0
+    deals: int = 0
     seconds: float = 0.0
     run_ids: list[str] = field(default_factory=list)
 
@@ -71,11 +76,15 @@ class RunSummary:
             m = self.metrics
             lines += [
                 f"  clean listings   accepted {self.accepted}, excluded by cleaning {self.excluded}",
-                f"  model            {self.model_version}",
-                f"  holdout (newest) MAE {m['mae_eur']:,.0f} EUR | median abs % error {100 * m['median_ape']:.1f}% "
-                f"| R² {m['r2']:.3f} | n={m['n']}",
-                f"  valued listings  {self.valued}",
+                f"  challenger       {self.challenger} {'PROMOTED' if self.promoted else 'rejected'}: "
+                f"{self.promotion_reason}",
+                f"  serving model    {self.model_version}",
+                f"  on fresh data    MAE {m['mae_eur']:,.0f} EUR | median abs % error {100 * m['median_ape']:.1f}% "
+                f"| R² {m['r2']:.3f} | 90% interval coverage {100 * m.get('interval_coverage', float('nan')):.0f}% "
+                f"| n={m['n']}",
             ]
+            lines += [f"  baseline         {name}: MAE {mae:,.0f} EUR" for name, mae in self.baselines.items()]
+            lines += [f"  valued listings  {self.valued}, of which {self.deals} deals (asking below the interval)"]
         else:
             lines += ["  QUARANTINED: the batch stays in raw_listings; nothing downstream was touched"]
             lines += [f"    {name}: {why}" for name, why in self.failed_checks.items()]
@@ -129,20 +138,32 @@ def process_batch(settings: Settings, batch_id: str, summary: RunSummary | None 
     if summary.admitted:
         if not result.success:
             raise RuntimeError(f"batch {batch_id} was admitted but run {result.run_id} failed downstream")
-        clean, model, valued = (_metadata(result, a) for a in ("clean_listings", "price_model", "listing_valuations"))
+        clean, model, valued, found = (_metadata(result, a) for a in
+                                       ("clean_listings", "champion_model", "listing_valuations", "deals"))
         summary.accepted, summary.excluded = clean["dagster/row_count"], clean["excluded"]
-        summary.valued = valued["dagster/row_count"]
+        summary.challenger, summary.promoted, summary.promotion_reason = (
+            model["challenger"], model["promoted"], model["reason"])
+        summary.metrics = model["scores"].get("champion_after", {}).get("overall", {})
+        summary.baselines = {k.removeprefix("baseline_").removesuffix("_mae_eur"): v for k, v in model.items()
+                             if k.startswith("baseline_")}
+        summary.valued, summary.deals = valued["dagster/row_count"], found["dagster/row_count"]
     else:
         checks = wh.query("SELECT check_name, failures FROM batch_checks WHERE batch_id = ? AND NOT passed "
                           "AND checked_at = (SELECT max(checked_at) FROM batch_checks WHERE batch_id = ?)",
                           [batch_id, batch_id])
         summary.failed_checks = {r.check_name: "; ".join(json.loads(r.failures)) for r in checks.itertuples()}
     try:
-        serving = champion(wh)
-        summary.model_version, summary.metrics = serving.version, serving.metrics.get("holdout", {})
+        summary.model_version = champion(wh).version
     except NoChampionError:
         summary.model_version = None
     return summary
+
+
+def revalue(settings: Settings) -> int:
+    """Run valuation_job: value current listings with the champion, list deals, publish; returns rows valued."""
+    instance, defs = _instance_and_defs(settings)
+    result = defs.resolve_job_def("valuation_job").execute_in_process(instance=instance, run_config=_QUIET)
+    return int(_metadata(result, "listing_valuations")["dagster/row_count"])
 
 
 def run_end_to_end(settings: Settings, source: str = "automarkt", progress=print) -> RunSummary:

@@ -1,4 +1,4 @@
-"""Value listings with a trained model: predicted price and how the asking price compares."""
+"""Value listings with a trained model, and find the ones offered clearly below market value."""
 
 from __future__ import annotations
 
@@ -8,14 +8,27 @@ from carprice.modeling import PriceModel
 
 
 def value_listings(model: PriceModel, features: pd.DataFrame, model_version: str) -> pd.DataFrame:
-    """Per listing: asking and predicted price (EUR), their ratio and the saving against the prediction."""
-    predicted = model.predict_price(features)
+    """Per listing: asking price, predicted price with its interval (EUR), their ratio and the saving."""
+    lower, predicted, upper = model.predict_interval(features)
     out = pd.DataFrame({
         "url": features["url"].to_numpy(),
         "asking_price_eur": features["price_eur"].to_numpy(),
         "predicted_price_eur": predicted.round(0),
+        "lower_price_eur": lower.round(0),
+        "upper_price_eur": upper.round(0),
     })
     out["price_ratio"] = out["asking_price_eur"] / out["predicted_price_eur"]
     out["saving_eur"] = out["predicted_price_eur"] - out["asking_price_eur"]
     out["model_version"] = model_version
     return out
+
+
+def find_deals(valuations: pd.DataFrame, listings: pd.DataFrame) -> pd.DataFrame:
+    """Listings asking less than the lower end of their predicted interval, biggest expected saving first.
+
+    ``listings`` supplies the description columns (title, make, model, year, mileage) by ``url``.
+    """
+    below = valuations[valuations["asking_price_eur"] < valuations["lower_price_eur"]]
+    deals = below.merge(listings, on="url", how="left")
+    deals = deals.assign(below_lower_bound_eur=deals["lower_price_eur"] - deals["asking_price_eur"])
+    return deals.sort_values("saving_eur", ascending=False).reset_index(drop=True)

@@ -47,11 +47,18 @@ _SCHEMA = [
     + ", ".join(f"{name} {sql}" for name, sql in LISTING_COLUMNS.items()) + ")",
     "CREATE TABLE IF NOT EXISTS raw_rejects (batch_id VARCHAR NOT NULL, ingested_at TIMESTAMPTZ NOT NULL, "
     + ", ".join(f"{name} {sql}" for name, sql in REJECT_COLUMNS.items()) + ")",
+    # Models: one row per version with what it was built from; every status change in model_events.
     """CREATE TABLE IF NOT EXISTS model_registry (
         version VARCHAR PRIMARY KEY, trained_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL,
         status_reason VARCHAR, artifact_path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
         train_batches VARCHAR[] NOT NULL, code_version VARCHAR NOT NULL, params JSON, features JSON,
-        metrics JSON, n_train BIGINT, n_holdout BIGINT)""",
+        metrics JSON, n_train BIGINT, n_holdout BIGINT, train_cutoff TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS model_events (
+        version VARCHAR NOT NULL, changed_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS model_evaluations (
+        challenger VARCHAR NOT NULL, champion VARCHAR, evaluated_at TIMESTAMPTZ NOT NULL,
+        eval_from TIMESTAMP NOT NULL, n_eval BIGINT NOT NULL, scores JSON NOT NULL, backtest JSON,
+        promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL)""",
     # Validation: every check's verdict per batch, the batch's admission status, people's reviews,
     # and the versioned reference profiles the checks compare with.
     """CREATE TABLE IF NOT EXISTS batch_checks (
@@ -66,8 +73,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS batch_profiles (
         batch_id VARCHAR PRIMARY KEY, profile JSON NOT NULL, profiled_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS reference_profiles (
-        reference_id BIGINT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL, batch_ids VARCHAR[] NOT NULL,
-        profile JSON NOT NULL)""",
+        reference_id BIGINT PRIMARY KEY, source VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+        batch_ids VARCHAR[] NOT NULL, profile JSON NOT NULL)""",
 ]
 
 

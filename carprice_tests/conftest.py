@@ -11,7 +11,7 @@ from carprice.config import SOURCES, Settings
 from carprice.landing import Batch, read_batch
 from carprice.scraping import crawl_source
 
-SMALL_MARKET = {"market_seed": 11, "market_day": 30, "market_listings": 700}
+SMALL_MARKET = {"market_seed": 11, "market_day": 30, "market_listings": 1500}
 
 
 @pytest.fixture(scope="session")

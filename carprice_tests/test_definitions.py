@@ -10,13 +10,14 @@ from carprice.defs.ingestion import raw_listings
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.publishing import warehouse_snapshot
 from carprice.defs.resources import build_resources
-from carprice.defs.training import listing_features, price_model
-from carprice.defs.valuation import listing_valuations
+from carprice.defs.training import challenger_model, champion_model, listing_features
+from carprice.defs.valuation import deals, listing_valuations
 from carprice.definitions import build_definitions
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
 
-DOWNSTREAM = [clean_listings, listing_features, price_model, listing_valuations, warehouse_snapshot]
+DOWNSTREAM = [clean_listings, listing_features, challenger_model, champion_model, listing_valuations, deals,
+              warehouse_snapshot]
 
 
 def test_definitions_load_with_every_asset_described(settings):
@@ -24,11 +25,12 @@ def test_definitions_load_with_every_asset_described(settings):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"scraped_batch", "raw_listings", "clean_listings", "listing_features", "price_model",
-                    "listing_valuations", "warehouse_snapshot"}
+    assert keys == {"scraped_batch", "raw_listings", "clean_listings", "listing_features", "challenger_model",
+                    "champion_model", "listing_valuations", "deals", "warehouse_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "batch_job", "refresh_job", "readmit_job"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "batch_job", "refresh_job", "valuation_job",
+                                                                   "readmit_job"}
 
 
 def _ingest(settings, batch, instance):
@@ -59,15 +61,23 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     registry = wh.query("SELECT * FROM model_registry")
     assert registry["status"].tolist() == ["champion"]
     assert list(registry.iloc[0]["train_batches"]) == [crawled_batch.batch_id]
-    model_meta = result.asset_materializations_for_node("price_model")[0].metadata
+    model_meta = result.asset_materializations_for_node("challenger_model")[0].metadata
     assert model_meta["version"].value == registry.iloc[0]["version"]
     assert 0.5 < model_meta["holdout_r2"].value <= 1.0
+    decision = result.asset_materializations_for_node("champion_model")[0].metadata
+    assert decision["promoted"].value is True and "first model" in decision["reason"].value
+    assert decision["champion_mae_eur"].value < decision["baseline_linear_ridge_mae_eur"].value
     valued = wh.query("SELECT DISTINCT model_version FROM listing_valuations")
     assert valued["model_version"].tolist() == registry["version"].tolist()
+    deals = wh.query("SELECT * FROM deals")
+    assert (deals["asking_price_eur"] < deals["lower_price_eur"]).all()
+    assert deals["saving_eur"].is_monotonic_decreasing and deals["url"].str.startswith("http").all()
 
+    # The same data again: an identical challenger does not beat the champion by the margin.
     again = dg.materialize(DOWNSTREAM, resources=build_resources(settings), instance=instance)
     registry = wh.query("SELECT status, status_reason FROM model_registry ORDER BY trained_at")
-    assert again.success and registry["status"].tolist() == ["archived", "champion"]
+    assert again.success and registry["status"].tolist() == ["champion", "rejected"]
+    assert "does not improve on the champion" in registry.iloc[1]["status_reason"]
 
 
 def test_ingesting_a_batch_that_is_not_there_fails_clearly(settings):

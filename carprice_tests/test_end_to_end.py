@@ -16,14 +16,16 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     carprice = Path(sys.executable).with_name("carprice")
-    proc = subprocess.run([str(carprice), "run", "--listings", "600", "--day", "12", "--seed", "5",
+    proc = subprocess.run([str(carprice), "run", "--listings", "1500", "--day", "12", "--seed", "5",
                            "--data-dir", str(tmp_path / "data"), "--json"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
-    assert summary["scraped"] > 500 and summary["valued"] > 400
+    assert summary["scraped"] > 1300 and summary["valued"] > 1200
     assert summary["accepted"] + summary["excluded"] == summary["scraped"]
-    assert set(summary["metrics"]) == {"mae_eur", "median_ape", "r2", "n"}
+    assert summary["status"] == "accepted" and summary["promoted"]
+    assert set(summary["metrics"]) == {"mae_eur", "median_ape", "r2", "n", "interval_coverage"}
+    assert summary["metrics"]["mae_eur"] < summary["baselines"]["linear_ridge"]
 
     with duckdb.connect(summary["snapshot"], read_only=True) as con:
         assert con.execute("SELECT count(*) FROM listing_valuations").fetchone()[0] == summary["valued"]

@@ -85,7 +85,7 @@ def test_model_learns_the_market(trained):
 
 
 def test_too_little_data_is_a_clear_error(features):
-    with pytest.raises(ValueError, match="at least 50"):
+    with pytest.raises(ValueError, match="at least 300"):
         modeling.train_model(features.head(10))
 
 

@@ -160,7 +160,10 @@ def seller_type(schema_type: str | None) -> str | None:
     """"dealer" for businesses, "private" for people."""
     if not schema_type:
         return None
-    return "dealer" if schema_type in _DEALER_TYPES else "private" if schema_type == "Person" else None
+    word = schema_type.strip().lower()
+    if schema_type in _DEALER_TYPES or word in ("dealer", "trade", "business"):
+        return "dealer"
+    return "private" if schema_type == "Person" or word in ("private", "person", "owner") else None
 
 
 def model_year(value: str | None) -> int | None:

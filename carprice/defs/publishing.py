@@ -5,10 +5,10 @@ from pathlib import Path
 import dagster as dg
 
 from carprice.defs.resources import WarehouseResource
-from carprice.defs.valuation import listing_valuations
+from carprice.defs.valuation import deals
 
 
-@dg.asset(deps=[listing_valuations], group_name="publishing", kinds={"duckdb"}, pool="warehouse")
+@dg.asset(deps=[deals], group_name="publishing", kinds={"duckdb"}, pool="warehouse")
 def warehouse_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """A consistent copy of the warehouse that readers open read-only without ever blocking a run."""
     target = warehouse.get().publish_snapshot(Path(warehouse.snapshot_path))

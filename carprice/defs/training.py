@@ -1,15 +1,18 @@
-"""Stage 4: features from clean listings, and a LightGBM price model trained and registered on them."""
+"""Stage 4: features, a challenger trained on admitted data, and the champion chosen on fresh data."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from carprice import modeling
+from carprice.config import PromotionConfig
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.resources import ModelStoreResource, WarehouseResource
 from carprice.features import build_features
-from carprice.registry import code_version, register_champion
+from carprice.promotion import evaluate_challenger
+from carprice.registry import code_version, register_challenger
 from carprice.validation.admission import admitted_batch_ids
 
 
@@ -25,46 +28,79 @@ def listing_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     })
 
 
-class TrainingConfig(dg.Config):
-    """How the price model is trained and evaluated."""
+def read_features(warehouse: WarehouseResource) -> pd.DataFrame:
+    features = warehouse.get().query("SELECT * FROM listing_features")
+    features["listed_at"] = pd.to_datetime(features["listed_at"])
+    return features
 
-    holdout_fraction: float = 0.2
+
+class TrainingConfig(dg.Config):
+    """How the challenger is trained."""
+
+    holdout_fraction: float = PromotionConfig.holdout_fraction
     learning_rate: float = modeling.DEFAULT_PARAMS["learning_rate"]
     num_leaves: int = modeling.DEFAULT_PARAMS["num_leaves"]
+    min_data_in_leaf: int = modeling.DEFAULT_PARAMS["min_data_in_leaf"]
 
 
 @dg.asset(deps=[listing_features], group_name="training", kinds={"lightgbm"}, pool="warehouse")
-def price_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
-                model_store: ModelStoreResource) -> dg.MaterializeResult:
-    """LightGBM on log price, trained on older listings, scored on the newest, saved as text and registered."""
+def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
+                     model_store: ModelStoreResource) -> dg.MaterializeResult:
+    """LightGBM on log price, trained on admitted listings before a cutoff; registered as a challenger."""
     wh = warehouse.get()
-    features = wh.query("SELECT * FROM listing_features")
-    features["listed_at"] = pd.to_datetime(features["listed_at"])
+    features = read_features(warehouse)
     train, holdout = modeling.split_by_time(features, config.holdout_fraction)
-    model = modeling.train_model(train, {"learning_rate": config.learning_rate, "num_leaves": config.num_leaves})
-    model.metrics = {"holdout": modeling.evaluate(model, holdout), "train": modeling.evaluate(model, train)}
+    model = modeling.train_model(train, {"learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
+                                         "min_data_in_leaf": config.min_data_in_leaf})
+    model.metrics = {"holdout": modeling.evaluate(model, holdout)}
     trained_at = datetime.now(UTC)
     batches = admitted_batch_ids(wh)
     code = code_version()
-    saved = modeling.save_model(model, model_store.root, trained_at,
-                                extra={"train_batches": batches, "code_version": code,
-                                       "holdout_from": str(holdout["listed_at"].min())})
-    register_champion(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
-                      features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout))
+    cutoff = holdout["listed_at"].min()
+    saved = modeling.save_model(model, model_store.root, trained_at, extra={
+        "train_batches": batches, "code_version": code, "train_cutoff": str(cutoff)})
+    register_challenger(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
+                        features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
+                        train_cutoff=cutoff)
     m = model.metrics["holdout"]
     importance = pd.Series(model.booster.feature_importance("gain"), index=model.features).nlargest(10)
-    context.log.info("model %s holdout %s", saved.version, m)
+    context.log.info("challenger %s holdout %s", saved.version, m)
     return dg.MaterializeResult(metadata={
         "version": saved.version,
         "holdout_mae_eur": round(m["mae_eur"], 1),
         "holdout_median_ape": round(m["median_ape"], 4),
         "holdout_r2": round(m["r2"], 4),
+        "holdout_interval_coverage": round(m["interval_coverage"], 4),
         "n_train": len(train),
         "n_holdout": len(holdout),
+        "train_cutoff": str(cutoff.date()),
         "rounds": model.params["num_boost_round"],
         "train_batches": len(batches),
         "code_version": code,
         "artifact": dg.MetadataValue.path(str(saved.path / "model.txt")),
-        "top_features_by_gain": dg.MetadataValue.md(
-            importance.round(0).rename("gain").to_frame().to_markdown()),
+        "top_features_by_gain": dg.MetadataValue.md(importance.round(0).rename("gain").to_frame().to_markdown()),
     })
+
+
+@dg.asset(deps=[challenger_model], group_name="training", kinds={"lightgbm"}, pool="warehouse")
+def champion_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The serving model: the challenger replaces it only when better on the same fresh data and servable."""
+    wh = warehouse.get()
+    result = evaluate_challenger(wh, read_features(warehouse), PromotionConfig())
+    context.log.info("%s %s: %s", result.challenger, "promoted" if result.promoted else "rejected", result.reason)
+    serving = result.scores.get("champion_after", {}).get("overall", {})
+    metadata = {
+        "champion": result.champion_after,
+        "challenger": result.challenger,
+        "promoted": result.promoted,
+        "reason": dg.MetadataValue.text(result.reason),
+        "n_eval": result.n_eval,
+        "eval_from": str(pd.Timestamp(result.eval_from).date()),
+        "scores": dg.MetadataValue.json(result.scores),
+    }
+    for key in ("mae_eur", "median_ape", "r2", "interval_coverage"):
+        if key in serving and np.isfinite(serving[key]):
+            metadata[f"champion_{key}"] = round(float(serving[key]), 4)
+    for name, stats in result.scores.get("baselines", {}).items():
+        metadata[f"baseline_{name}_mae_eur"] = round(float(stats["overall"]["mae_eur"]), 1)
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,18 +1,18 @@
-"""Stage 5: the serving model values every listing currently on sale."""
+"""Stage 5: the champion values every listing on sale, and the clear bargains are listed."""
 
 import dagster as dg
 
 from carprice.defs.resources import WarehouseResource
-from carprice.defs.training import listing_features, price_model
+from carprice.defs.training import champion_model, listing_features
 from carprice.modeling import ModelArtifactError, load_model
 from carprice.registry import NoChampionError, champion
-from carprice.valuation import value_listings
+from carprice.valuation import find_deals, value_listings
 
 
-@dg.asset(deps=[price_model, listing_features], group_name="valuation", kinds={"duckdb", "lightgbm"},
+@dg.asset(deps=[champion_model, listing_features], group_name="valuation", kinds={"duckdb", "lightgbm"},
           pool="warehouse")
 def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Predicted market price of every current listing by the champion model, beside its asking price."""
+    """Predicted market price, with a 90% interval, of every current listing by the champion model."""
     wh = warehouse.get()
     try:
         serving = champion(wh)
@@ -23,11 +23,31 @@ def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         "SELECT f.* FROM listing_features f JOIN clean_listings c USING (url) WHERE c.is_current")
     valuations = value_listings(model, current, serving.version)
     wh.replace_table("listing_valuations", valuations)
-    below = valuations[valuations["price_ratio"] < 0.8]
     context.log.info("valued %d listings with %s", len(valuations), serving.version)
+    inside = ((valuations["asking_price_eur"] >= valuations["lower_price_eur"])
+              & (valuations["asking_price_eur"] <= valuations["upper_price_eur"]))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(valuations),
         "model_version": serving.version,
         "median_price_ratio": round(float(valuations["price_ratio"].median()), 4) if len(valuations) else 0.0,
-        "asking_below_80pct_of_predicted": len(below),
+        "asking_inside_interval_share": round(float(inside.mean()), 4) if len(valuations) else 0.0,
+    })
+
+
+@dg.asset(deps=[listing_valuations], group_name="valuation", kinds={"duckdb"}, pool="warehouse")
+def deals(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Listings asking below the lower end of their predicted interval, ranked by expected saving."""
+    wh = warehouse.get()
+    found = find_deals(wh.query("SELECT * FROM listing_valuations"),
+                       wh.query("SELECT url, title, make, model, model_year, mileage_km, seller_type, region "
+                                "FROM clean_listings WHERE is_current"))
+    wh.replace_table("deals", found)
+    top = found.head(10)
+    table = "\n".join(["| listing | asking | predicted | saving |", "|---|---:|---:|---:|"] + [
+        f"| [{r.title}]({r.url}) | {r.asking_price_eur:,.0f} | {r.predicted_price_eur:,.0f} | {r.saving_eur:,.0f} |"
+        for r in top.itertuples()])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(found),
+        "total_expected_saving_eur": round(float(found["saving_eur"].sum()), 0) if len(found) else 0.0,
+        "top_deals": dg.MetadataValue.md(table if len(found) else "no deals today"),
     })

@@ -2,7 +2,7 @@
 
 Only admitted batches (accepted, or re-admitted after a person looked) reach clean listings and
 training; a quarantined batch keeps its raw rows and every failed check's numbers. The reference
-the checks compare with is learned from the newest admitted batches and versioned in the warehouse.
+the checks compare with is learned from the source's newest admitted batches and versioned in the warehouse.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class Verdict:
         return [o for o in self.outcomes if not o.passed]
 
 
-def _latest_reference(con) -> tuple[int, dict] | None:
-    row = con.execute("SELECT reference_id, profile FROM reference_profiles ORDER BY reference_id DESC LIMIT 1").fetchone()
+def _latest_reference(con, source: str) -> tuple[int, dict] | None:
+    row = con.execute("SELECT reference_id, profile FROM reference_profiles WHERE source = ? "
+                      "ORDER BY reference_id DESC LIMIT 1", [source]).fetchone()
     return None if row is None else (int(row[0]), json.loads(row[1]))
 
 
@@ -56,16 +57,16 @@ def _latest_review(con, batch_id: str) -> dict | None:
     return None if row is None else {"decision": row[0], "reviewer": row[1], "note": row[2]}
 
 
-def latest_reference(wh: Warehouse) -> tuple[int, dict] | None:
-    """The newest reference profile and its id, or None before any batch was admitted."""
+def latest_reference(wh: Warehouse, source: str) -> tuple[int, dict] | None:
+    """The newest reference profile of a source and its id, or None before any of its batches was admitted."""
     with wh.connect() as con:
-        return _latest_reference(con)
+        return _latest_reference(con, source)
 
 
 def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdict:
     """Check an ingested batch against the contract and the reference, and record the verdict."""
     with wh.connect() as con:
-        ref = _latest_reference(con)
+        ref = _latest_reference(con, batch.source)
         review = _latest_review(con, batch.batch_id)
         path = batch.listings_file
         columns = landed_columns(con, str(path)) if path.exists() and path.stat().st_size else {}
@@ -88,23 +89,23 @@ def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdic
         con.execute("INSERT OR REPLACE INTO batch_profiles VALUES (?, ?, ?)",
                     [batch.batch_id, json.dumps(profile), now])
         if status in ADMITTED:
-            _refresh_reference(con, cfg, now)
+            _refresh_reference(con, batch.source, cfg, now)
     return Verdict(batch.batch_id, status, outcomes, ref[0] if ref else None, profile, review)
 
 
-def _refresh_reference(con, cfg: ValidationConfig, now: datetime) -> int | None:
-    """A new reference version merged from the profiles of the newest admitted batches (None if all are empty)."""
+def _refresh_reference(con, source: str, cfg: ValidationConfig, now: datetime) -> int | None:
+    """A new reference version of ``source`` merged from its newest admitted batches (None if all are empty)."""
     rows = con.execute(
         "SELECT p.profile FROM batch_profiles p JOIN batch_status s USING (batch_id) JOIN batches b USING (batch_id) "
-        "WHERE s.status IN ('accepted', 'readmitted') ORDER BY b.started_at DESC, b.batch_id DESC LIMIT ?",
-        [cfg.reference_batches]).fetchall()
+        "WHERE s.status IN ('accepted', 'readmitted') AND b.source = ? "
+        "ORDER BY b.started_at DESC, b.batch_id DESC LIMIT ?", [source, cfg.reference_batches]).fetchall()
     profiles = [p for p in (json.loads(r[0]) for r in rows) if p["n"] > 0]
     if not profiles:
         return None
     reference = merge_profiles(profiles)
     next_id = con.execute("SELECT coalesce(max(reference_id), 0) + 1 FROM reference_profiles").fetchone()[0]
-    con.execute("INSERT INTO reference_profiles VALUES (?, ?, ?, ?)",
-                [next_id, now, reference["batch_ids"], json.dumps(reference)])
+    con.execute("INSERT INTO reference_profiles VALUES (?, ?, ?, ?, ?)",
+                [next_id, source, now, reference["batch_ids"], json.dumps(reference)])
     return int(next_id)
 
 

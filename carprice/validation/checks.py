@@ -56,6 +56,8 @@ def check_source_fields(batch: dict, reference: dict | None, cfg: ValidationConf
     """The schema.org fields pages carry, against the reference: missing, new, renamed, retyped."""
     if reference is None:
         return _outcome(CHECK_SOURCE_FIELDS, [], {"reference": "none yet: this batch starts it"})
+    if not batch["source_fields"] and not reference["source_fields"]:
+        return _outcome(CHECK_SOURCE_FIELDS, [], {"note": "the source has no page schema (a file import)"})
     now, ref = batch["source_fields"], reference["source_fields"]
     missing = sorted(k for k, v in ref.items() if v["share"] >= cfg.field_present_share
                      and now.get(k, {"share": 0.0})["share"] < cfg.field_missing_share)

@@ -1,0 +1,125 @@
+"""Training the price model on a million listings: wall time, peak memory, and overhead over bare LightGBM.
+
+    .venv/bin/python benchmarks/training_1m.py [--rows 1000000]
+
+Builds ``--rows`` feature rows (100k simulated listings, repeated with jittered mileage, price and
+listing date), stores them as ``listing_features`` in a DuckDB warehouse, then, each in its own
+process so peak memory is its own:
+  * asset:    materializes the real ``challenger_model`` asset (read from DuckDB, time split, linear
+              base, LightGBM with early stopping, conformal interval, holdout metrics, artifact, registry);
+  * baseline: a bare ``lightgbm.train`` on the same training matrix with the same parameters and the
+              number of rounds the asset ended with.
+Prints wall time and peak RSS of each and the ratio asset / baseline (target <= 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def build_rows(rows: int, base_listings: int = 100_000) -> pd.DataFrame:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from carprice.features import build_features
+    from carprice_tests.test_modeling import clean_frame_from_market
+
+    base = build_features(clean_frame_from_market(base_listings, seed=7, day=0))
+    rng = np.random.default_rng(0)
+    copies = []
+    for k in range(int(np.ceil(rows / len(base)))):
+        copy = base.copy()
+        jitter = rng.lognormal(0, 0.05, len(copy))
+        copy["url"] = copy["url"] + f"?copy={k}"
+        copy["mileage_km"] = copy["mileage_km"] * rng.lognormal(0, 0.05, len(copy))
+        copy["km_per_year"] = copy["mileage_km"] / copy["age_years"]
+        copy["price_eur"] = copy["price_eur"] * jitter
+        copy["log_price"] = np.log(copy["price_eur"])
+        copy["listed_at"] = copy["listed_at"] - pd.to_timedelta(rng.integers(0, 60, len(copy)), unit="D")
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True).head(rows)
+
+
+def child_asset(data_dir: Path) -> dict:
+    import dagster as dg
+
+    from carprice.config import Settings
+    from carprice.defs.resources import build_resources
+    from carprice.defs.training import challenger_model
+    from carprice.warehouse import Warehouse
+
+    settings = Settings(data_dir=data_dir, dagster_home=data_dir / "home")
+    started = time.perf_counter()
+    result = dg.materialize([challenger_model], resources=build_resources(settings))
+    seconds = time.perf_counter() - started
+    meta = result.asset_materializations_for_node("challenger_model")[0].metadata
+    params = json.loads(Warehouse(settings.warehouse_path).query("SELECT params FROM model_registry").iloc[0, 0])
+    return {"seconds": seconds, "rounds": params["num_boost_round"], "n_train": meta["n_train"].value,
+            "mae_eur": meta["holdout_mae_eur"].value}
+
+
+def child_baseline(data_dir: Path, rounds: int) -> dict:
+    import lightgbm as lgb
+
+    from carprice import modeling
+    from carprice.features import FEATURES
+    from carprice.warehouse import Warehouse
+
+    features = Warehouse(data_dir / "warehouse.duckdb").query("SELECT * FROM listing_features")
+    train, _ = modeling.split_by_time(features, 0.2)
+    categories = modeling.category_levels(train)
+    X = modeling.to_matrix(train, FEATURES, categories)
+    started = time.perf_counter()
+    lgb.train(modeling.DEFAULT_PARAMS, lgb.Dataset(X, label=train["log_price"], categorical_feature=list(categories)),
+              num_boost_round=rounds)
+    return {"seconds": time.perf_counter() - started}
+
+
+def run_child(kind: str, data_dir: Path, *extra: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--data-dir", str(data_dir), *extra],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--child", choices=["asset", "baseline"])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--rounds", type=int)
+    args = parser.parse_args()
+    if args.child:
+        out = child_asset(Path(args.data_dir)) if args.child == "asset" else child_baseline(Path(args.data_dir),
+                                                                                          args.rounds)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return
+    from carprice.warehouse import Warehouse
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        started = time.perf_counter()
+        rows = build_rows(args.rows)
+        Warehouse(data_dir / "warehouse.duckdb").replace_table("listing_features", rows)
+        print(f"built {len(rows):,} feature rows in {time.perf_counter() - started:.0f} s", flush=True)
+        del rows
+        asset = run_child("asset", data_dir)
+        baseline = run_child("baseline", data_dir, "--rounds", str(asset["rounds"]))
+    print(f"challenger_model asset  {asset['seconds']:8.1f} s  peak {asset['peak_rss_mb']:,.0f} MB  "
+          f"({asset['n_train']:,} training rows, {asset['rounds']} rounds, holdout MAE {asset['mae_eur']:,.0f} EUR)")
+    print(f"bare lightgbm.train     {baseline['seconds']:8.1f} s  peak {baseline['peak_rss_mb']:,.0f} MB")
+    print(f"ratio asset/bare        {asset['seconds'] / baseline['seconds']:8.2f}   (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()

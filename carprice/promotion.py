@@ -1,0 +1,127 @@
+"""Judge the newest challenger against the champion on the same fresh data, then promote or reject it.
+
+The evaluation rows are the admitted listings neither model trained on (listed on or after both
+training cutoffs). Baselines are fit on the rows before that window. A fixed backtest refits each
+model's recipe on earlier periods, for the report. A model is promoted only after its artifact
+loads and predicts in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from carprice import modeling
+from carprice.config import PromotionConfig
+from carprice.evaluation import BASELINES, Decision, decide_promotion, score
+from carprice.registry import NoChampionError, champion, latest_challenger, promote, reject
+from carprice.serving_check import check_servable
+from carprice.warehouse import Warehouse
+
+MIN_EVAL_ROWS = 30
+SERVABILITY_SAMPLE = 200
+
+
+@dataclass
+class PromotionResult:
+    challenger: str
+    champion_before: str | None
+    champion_after: str | None
+    promoted: bool
+    reason: str
+    eval_from: pd.Timestamp
+    n_eval: int
+    scores: dict = field(default_factory=dict)
+
+
+def _model_scores(model: modeling.PriceModel, rows: pd.DataFrame) -> dict:
+    lower, predicted, upper = model.predict_interval(rows)
+    return score(rows, predicted, lower, upper)
+
+
+def backtest(params: dict, features: list[str], data: pd.DataFrame, before: pd.Timestamp, folds: int) -> list[dict]:
+    """Refit a recipe on listings before each of ``folds`` equal periods preceding ``before``; score each period."""
+    history = data[data["listed_at"] < before].sort_values("listed_at")
+    if folds <= 0 or len(history) < 200:
+        return []
+    edges = history["listed_at"].quantile(np.linspace(0.5, 1.0, folds + 1)).tolist()
+    edges[-1] = before
+    out = []
+    recipe = {k: v for k, v in params.items() if k in modeling.DEFAULT_PARAMS}
+    for start, end in zip(edges[:-1], edges[1:]):
+        train, test = history[history["listed_at"] < start], history[(history["listed_at"] >= start)
+                                                                       & (history["listed_at"] < end)]
+        if len(train) < modeling.MIN_TRAIN_ROWS or len(test) < MIN_EVAL_ROWS:
+            continue
+        model = modeling.train_model(train, recipe, features)
+        out.append({"from": str(pd.Timestamp(start).date()), "to": str(pd.Timestamp(end).date()),
+                    **modeling.evaluate(model, test)})
+    return out
+
+
+def evaluate_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig) -> PromotionResult:
+    """Score the newest challenger, the champion and the baselines on the same rows; promote or reject."""
+    challenger = latest_challenger(wh)
+    try:
+        current = champion(wh)
+    except NoChampionError:
+        current = None
+    eval_from = max(challenger.train_cutoff, current.train_cutoff) if current else challenger.train_cutoff
+    rows = data[data["listed_at"] >= eval_from]
+    history = data[data["listed_at"] < eval_from]
+    result = PromotionResult(challenger.version, current.version if current else None,
+                             current.version if current else None, False, "", eval_from, len(rows))
+
+    def finish(decision: Decision) -> PromotionResult:
+        result.promoted, result.reason = decision.promote, decision.reason
+        result.scores["decision"] = decision.details
+        if decision.promote:
+            promote(wh, challenger.version, decision.reason)
+            result.champion_after = challenger.version
+            result.scores["champion_after"] = result.scores.get("challenger", {})
+        else:
+            reject(wh, challenger.version, decision.reason)
+            result.scores["champion_after"] = result.scores.get("champion", {})
+        _record(wh, result)
+        return result
+
+    if len(rows) < MIN_EVAL_ROWS:
+        return finish(Decision(False, f"only {len(rows)} fresh listings since {eval_from.date()}; "
+                                      f"need {MIN_EVAL_ROWS} to judge"))
+    try:
+        ch_model = modeling.load_model(challenger.artifact_path, expected_sha256=challenger.sha256)
+    except modeling.ModelArtifactError as exc:
+        return finish(Decision(False, f"challenger artifact unusable: {exc}"))
+    result.scores["challenger"] = _model_scores(ch_model, rows)
+    champion_scores = None
+    if current:
+        cp_model = modeling.load_model(current.artifact_path, expected_sha256=current.sha256)
+        champion_scores = result.scores["champion"] = _model_scores(cp_model, rows)
+    result.scores["baselines"] = {
+        b.name: score(rows, b().fit(history).predict(rows)) for b in BASELINES} if len(history) >= 50 else {}
+    result.scores["backtest"] = {
+        "challenger": backtest(challenger.params, challenger.features, data, eval_from, cfg.backtest_folds),
+        **({"champion": backtest(current.params, current.features, data, eval_from, cfg.backtest_folds)}
+           if current else {}),
+    }
+    decision = decide_promotion(result.scores["challenger"], champion_scores, result.scores["baselines"], cfg)
+    if decision.promote:
+        sample = rows.head(SERVABILITY_SAMPLE)
+        ok, message = check_servable(challenger.artifact_path, challenger.sha256, sample, ch_model.predict_price(sample))
+        decision.details["servability"] = message
+        if not ok:
+            decision = Decision(False, f"would be promoted ({decision.reason}) but failed the servability check: "
+                                       f"{message}", decision.details)
+    return finish(decision)
+
+
+def _record(wh: Warehouse, result: PromotionResult) -> None:
+    with wh.transaction() as con:
+        con.execute("INSERT INTO model_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            result.challenger, result.champion_before, datetime.now(UTC), result.eval_from.to_pydatetime(),
+            result.n_eval, json.dumps({k: v for k, v in result.scores.items() if k != "backtest"}, default=str),
+            json.dumps(result.scores.get("backtest", {}), default=str), result.promoted, result.reason])

@@ -1,0 +1,90 @@
+"""File import: an existing data set lands as a batch and goes through the same checks and training."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from carprice.config import Settings
+from carprice.file_import import FileImportError, import_file, parse_column_map, read_table
+from carprice.landing import read_batch
+from carprice.runner import process_batch
+from carprice.warehouse import Warehouse
+from carprice_tests.test_modeling import clean_frame_from_market
+
+
+def export_frame(n: int = 3000, seed: int = 8) -> pd.DataFrame:
+    """A dealer's export: its own column names, mileage in km, prices in EUR."""
+    clean = clean_frame_from_market(n, seed=seed, day=40)
+    return pd.DataFrame({
+        "link": clean["url"], "brand": clean["make"], "model": clean["model"], "year": clean["model_year"],
+        "km": clean["mileage_km"], "price": clean["price_eur"], "currency": "EUR", "fuel": clean["fuel"],
+        "gearbox": clean["transmission"], "body": clean["body"], "power_kw": clean["power_kw"],
+        "colour": clean["color"], "seller_type": clean["seller_type"], "region": clean["region"],
+        "listed_at": clean["listed_at"], "title": clean["title"], "description": clean["description"],
+        "first_registration": clean["first_registration"], "doors": clean["doors"], "condition": clean["condition"],
+    })
+
+
+def test_column_map_and_file_type_errors_are_clear(tmp_path):
+    assert parse_column_map(["km=mileage_raw"]) == {"km": "mileage_raw"}
+    with pytest.raises(FileImportError, match="look like column=field"):
+        parse_column_map(["km"])
+    with pytest.raises(FileImportError, match="unknown field 'mileage'"):
+        parse_column_map(["km=mileage"])
+    (tmp_path / "data.xlsx").write_text("x")
+    with pytest.raises(FileImportError, match="unknown file type '.xlsx'"):
+        read_table(tmp_path / "data.xlsx")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(FileImportError, match="cannot read"):
+        read_table(tmp_path / "bad.parquet")
+
+
+def test_csv_lands_with_rejects_for_bad_rows(tmp_path):
+    frame = export_frame(40).astype({"price": object})
+    frame.loc[0, "price"] = "call us"
+    frame.loc[1, "brand"] = None
+    frame.loc[2, "currency"] = "XAU"
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    batch = read_batch(import_file(tmp_path / "export.csv", tmp_path / "landing", "dealer_export",
+                                   parse_column_map(["km=mileage_raw"])))
+    assert batch.source == "dealer_export" and batch.manifest["spider"] == "file-import"
+    rejects = [json.loads(line) for line in batch.rejects_file.read_text().splitlines()]
+    assert sorted(r["reason"] for r in rejects) == ["missing make", "unknown currency 'XAU'",
+                                                   "unreadable price 'call us'"]
+    listings = [json.loads(line) for line in batch.listings_file.read_text().splitlines()]
+    assert len(listings) == len(frame) - 3 and listings[0]["mileage_km"] == float(frame.loc[3, "km"])
+    assert listings[0]["page_format"] == "file:csv" and listings[0]["url"] == frame.loc[3, "link"]
+
+
+def test_missing_required_columns_are_named(tmp_path):
+    export_frame(5).drop(columns=["price"]).to_csv(tmp_path / "export.csv", index=False)
+    with pytest.raises(FileImportError, match="needs columns for make, model and price"):
+        import_file(tmp_path / "export.csv", tmp_path / "landing", "x")
+    with pytest.raises(FileImportError, match=r"mapped columns not in export.csv: \['cost'\]"):
+        import_file(tmp_path / "export.csv", tmp_path / "landing", "x", {"cost": "price_raw"})
+
+
+def test_imported_files_go_through_checks_and_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    settings = Settings(data_dir=tmp_path / "data", dagster_home=tmp_path / "home")
+    export = export_frame()
+    export.to_parquet(tmp_path / "export.parquet")
+    first = read_batch(import_file(tmp_path / "export.parquet", settings.landing_dir, "dealer_export",
+                                   {"km": "mileage_raw"}))
+    summary = process_batch(settings, first.batch_id)
+    assert summary.status == "accepted" and summary.promoted, summary.render()
+    assert summary.valued > 0
+
+    scaled = export_frame(seed=9).assign(price=lambda d: d["price"] * 100)
+    scaled.to_json(tmp_path / "scaled.jsonl", orient="records", lines=True)
+    second = read_batch(import_file(tmp_path / "scaled.jsonl", settings.landing_dir, "dealer_export",
+                                    {"km": "mileage_raw"}))
+    summary = process_batch(settings, second.batch_id)
+    assert summary.status == "quarantined"
+    assert "prices on another scale" in summary.failed_checks["units_and_currencies_consistent"]
+    wh = Warehouse(settings.warehouse_path)
+    trained = wh.query("SELECT train_batches FROM model_registry")["train_batches"]
+    assert all(list(batches) == [first.batch_id] for batches in trained)

@@ -1,0 +1,161 @@
+"""Model registry and promotion: better challengers promoted, worse or broken ones rejected, rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carprice import modeling
+from carprice.config import PromotionConfig
+from carprice.evaluation import MedianBaseline, decide_promotion, score
+from carprice.features import build_features
+from carprice.promotion import evaluate_challenger
+from carprice.registry import (
+    RegistryError,
+    champion,
+    get_model,
+    history,
+    promote,
+    register_challenger,
+    rollback,
+)
+from carprice.serving_check import check_servable
+from carprice.warehouse import Warehouse
+from carprice_tests.test_modeling import clean_frame_from_market
+
+CFG = PromotionConfig(backtest_folds=0)
+_clock = iter(range(10_000))
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return build_features(clean_frame_from_market(3000, seed=5, day=40))
+
+
+def train_and_register(wh: Warehouse, tmp_path, features: pd.DataFrame, train_share: float = 1.0,
+                       params: dict | None = None) -> str:
+    """Train on (a share of) the rows before the holdout cutoff and register the model as a challenger."""
+    train, holdout = modeling.split_by_time(features, 0.2)
+    train = train.sample(frac=train_share, random_state=1) if train_share < 1 else train
+    model = modeling.train_model(train, params)
+    model.metrics = {"holdout": modeling.evaluate(model, holdout)}
+    trained_at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(_clock))
+    saved = modeling.save_model(model, tmp_path / "models", trained_at)
+    register_challenger(wh, saved, trained_at=trained_at, train_batches=["b1"], code="test", params=model.params,
+                        features=model.features, metrics=model.metrics, n_train=len(train),
+                        n_holdout=len(holdout), train_cutoff=holdout["listed_at"].min())
+    return saved.version
+
+
+def test_first_model_is_promoted_when_it_beats_the_baselines(tmp_path, features):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    version = train_and_register(wh, tmp_path, features)
+    result = evaluate_challenger(wh, features, CFG)
+    assert result.promoted and result.reason.startswith("first model; beats the baselines")
+    assert champion(wh).version == version
+    assert "servable" in result.scores["decision"]["servability"]
+    assert set(result.scores["baselines"]) == {"median_make_model_year", "linear_ridge"}
+    overall = result.scores["challenger"]["overall"]
+    assert overall["interval_coverage"] > 0.75
+    slices = set(result.scores["challenger"]["slices"])
+    assert {"age=0-3y", "price=10-20k"} <= slices and any(s.startswith("make=") for s in slices)
+
+
+def test_better_challenger_replaces_the_champion(tmp_path, features):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    weak = train_and_register(wh, tmp_path, features, train_share=0.25)
+    promote(wh, weak, "seeded for the test")
+    strong = train_and_register(wh, tmp_path, features)
+    result = evaluate_challenger(wh, features, CFG)
+    assert result.promoted, result.reason
+    assert champion(wh).version == strong
+    assert get_model(wh, weak).status == "archived"
+    assert [e for e in history(wh, weak)["status"]] == ["challenger", "champion", "archived"]
+
+
+def test_worse_challenger_is_rejected_and_the_champion_keeps_serving(tmp_path, features):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    good = train_and_register(wh, tmp_path, features)
+    promote(wh, good, "seeded for the test")
+    worse = train_and_register(wh, tmp_path, features, train_share=0.2, params={"num_leaves": 2})
+    result = evaluate_challenger(wh, features, CFG)
+    assert not result.promoted and "does not improve on the champion" in result.reason
+    assert champion(wh).version == good
+    rejected = get_model(wh, worse)
+    assert rejected.status == "rejected"
+    stored = wh.query("SELECT promoted, reason, n_eval FROM model_evaluations").iloc[0]
+    assert not stored["promoted"] and stored["reason"] == result.reason and stored["n_eval"] == result.n_eval
+
+
+def test_corrupted_challenger_is_never_promoted(tmp_path, features):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    version = train_and_register(wh, tmp_path, features)
+    artifact = get_model(wh, version).artifact_path / "model.txt"
+    artifact.write_text(artifact.read_text().replace("leaf_value=", "leaf_value=1", 1))
+    result = evaluate_challenger(wh, features, CFG)
+    assert not result.promoted and "artifact unusable" in result.reason and "checksum" in result.reason
+    with pytest.raises(LookupError):
+        champion(wh)
+
+
+def test_servability_check_runs_in_a_fresh_process(tmp_path, features):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    model = get_model(wh, train_and_register(wh, tmp_path, features))
+    loaded = modeling.load_model(model.artifact_path)
+    sample = features.head(20)
+    ok, message = check_servable(model.artifact_path, model.sha256, sample, loaded.predict_price(sample))
+    assert ok, message
+    ok, message = check_servable(model.artifact_path, model.sha256, sample, loaded.predict_price(sample) * 1.1)
+    assert not ok and "predictions differ" in message
+    ok, message = check_servable(model.artifact_path, "0" * 64, sample, loaded.predict_price(sample))
+    assert not ok and "checksum" in message
+
+
+def test_rollback_restores_an_earlier_champion(tmp_path, features):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    first = train_and_register(wh, tmp_path, features)
+    promote(wh, first, "first")
+    second = train_and_register(wh, tmp_path, features, train_share=0.5)
+    promote(wh, second, "second")
+    rejected = train_and_register(wh, tmp_path, features)
+    evaluate_challenger(wh, features, PromotionConfig(min_relative_improvement=0.99, backtest_folds=0))
+
+    with pytest.raises(RegistryError, match="needs a reason"):
+        rollback(wh, first, " ")
+    with pytest.raises(RegistryError, match="no model version 'nope'"):
+        rollback(wh, "nope", "why")
+    with pytest.raises(RegistryError, match="is rejected; only a model that served before"):
+        rollback(wh, rejected, "why")
+    rollback(wh, first, "second model undervalues vans")
+    assert champion(wh).version == first
+    assert get_model(wh, second).status == "archived"
+    last = history(wh, first).iloc[-1]
+    assert last["status"] == "champion" and last["reason"] == "rollback: second model undervalues vans"
+
+
+def test_promotion_rule_on_known_numbers():
+    def scores(mae, slices=None):
+        return {"overall": {"mae_eur": mae, "n": 500}, "slices": slices or {}}
+
+    base = {"linear_ridge": scores(2000.0), "median_make_model_year": scores(4000.0)}
+    assert decide_promotion(scores(1800.0), None, base, CFG).promote
+    assert not decide_promotion(scores(2100.0), None, base, CFG).promote
+    assert decide_promotion(scores(990.0), scores(1000.0), base, CFG).promote
+    assert not decide_promotion(scores(995.0), scores(1000.0), base, CFG).promote, "1% margin"
+    slices_ch = {"make=bmw": {"mae_eur": 3000.0, "n": 80}, "make=kia": {"mae_eur": 900.0, "n": 20}}
+    slices_cp = {"make=bmw": {"mae_eur": 2000.0, "n": 80}, "make=kia": {"mae_eur": 100.0, "n": 20}}
+    decision = decide_promotion(scores(900.0, slices_ch), scores(1000.0, slices_cp), base, CFG)
+    assert not decision.promote and list(decision.details["slice_regressions"]) == ["make=bmw"]
+
+
+def test_median_baseline_falls_back_to_coarser_groups(features):
+    baseline = MedianBaseline().fit(features)
+    odd = features.head(3).assign(model="unknown", model_year=1900.0)
+    predicted = baseline.predict(odd)
+    assert np.isfinite(predicted).all()
+    by_make = features.groupby("make")["price_eur"].median()
+    assert predicted[0] == by_make[odd.iloc[0]["make"]]
+    assert score(features, baseline.predict(features))["overall"]["n"] == len(features)
