@@ -215,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     from carprice.landing import BatchError
     from carprice.file_import import FileImportError
     from carprice.registry import RegistryError
+    from carprice.runner import PipelineError
     from carprice.scraping import CrawlError
     from carprice.validation.admission import AdmissionError
 
     try:
         return args.func(args)
-    except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError) as exc:
+    except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)
         return 2
 

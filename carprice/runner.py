@@ -35,6 +35,19 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+class PipelineError(RuntimeError):
+    """A run that failed for a reason other than validation; names the run and the failing step."""
+
+
+def _first_failure(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error if event.step_failure_data else None
+            cause = error.cause.message.strip() if error and error.cause else (error.message.strip() if error else "")
+            return f"step {event.step_key} failed: {cause.splitlines()[-1] if cause else event.message}"
+    return "the run failed"
+
+
 @dataclass
 class RunSummary:
     """What one end-to-end run did, for printing."""
@@ -132,12 +145,12 @@ def process_batch(settings: Settings, batch_id: str, summary: RunSummary | None 
     wh = Warehouse(settings.warehouse_path)
     status = wh.query("SELECT status FROM batch_status WHERE batch_id = ?", [batch_id])
     if status.empty:
-        failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
-        raise RuntimeError(f"batch {batch_id} was not validated: {failure.message if failure else 'run failed'}")
+        raise PipelineError(f"batch {batch_id} was not validated (run {result.run_id}): {_first_failure(result)}")
     summary.status = str(status.iloc[0]["status"])
     if summary.admitted:
         if not result.success:
-            raise RuntimeError(f"batch {batch_id} was admitted but run {result.run_id} failed downstream")
+            raise PipelineError(f"batch {batch_id} was admitted but run {result.run_id} failed downstream: "
+                                f"{_first_failure(result)}")
         clean, model, valued, found = (_metadata(result, a) for a in
                                        ("clean_listings", "champion_model", "listing_valuations", "deals"))
         summary.accepted, summary.excluded = clean["dagster/row_count"], clean["excluded"]

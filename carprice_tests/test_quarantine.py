@@ -180,21 +180,21 @@ def _carprice(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_lists_quarantined_batches_and_readmits_one(platform):
-    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"prices_x100"}))
+    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_field"}))
     run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
 
     listing = _carprice(platform, "batches", "list", "--status", "quarantined")
     assert listing.returncode == 0, listing.stderr
-    assert batch_id in listing.stdout and "prices on another scale" in listing.stdout
+    assert batch_id in listing.stdout and "new fields" in listing.stdout
 
     refused = _carprice(platform, "batches", "readmit", "automarkt-unknown", "--by", "ana", "--note", "ok")
     assert refused.returncode == 2 and "no validated batch 'automarkt-unknown'" in refused.stderr
 
-    done = _carprice(platform, "batches", "readmit", batch_id, "--by", "ana", "--note", "prices were checked")
+    done = _carprice(platform, "batches", "readmit", batch_id, "--by", "ana", "--note", "the VIN field is fine")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "batch readmitted" in done.stdout
     accepted = _carprice(platform, "batches", "list", "--status", "readmitted")
-    assert batch_id in accepted.stdout and "prices were checked" in accepted.stdout
+    assert batch_id in accepted.stdout and "the VIN field is fine" in accepted.stdout
 
 
 def test_readmit_job_records_the_review(platform):
