@@ -66,12 +66,16 @@ def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp) -> pd.Series:
 
 
 def price_to_group_median(df: pd.DataFrame) -> pd.Series:
-    """Each price divided by the median price of listings of the same make, model and year (NaN for small groups)."""
-    keys = [df["make"].str.lower(), df["model"].str.lower(), df["model_year"]]
-    grouped = df["price_eur"].groupby(keys, dropna=False)
-    median = grouped.transform("median")
-    size = grouped.transform("size")
-    return (df["price_eur"] / median).where(size >= MIN_GROUP_FOR_RATIO)
+    """Each price over the median of its peers: same make, model and year, else same make and model, else
+    same make, using the finest group with at least MIN_GROUP_FOR_RATIO listings (NaN when none has)."""
+    make, model = df["make"].str.lower(), df["model"].str.lower()
+    ratio = pd.Series(float("nan"), index=df.index)
+    for keys in ([make, model, df["model_year"]], [make, model], [make]):
+        grouped = df["price_eur"].groupby(keys, dropna=False)
+        size = grouped.transform("size")
+        level = (df["price_eur"] / grouped.transform("median")).where(size >= MIN_GROUP_FOR_RATIO)
+        ratio = ratio.fillna(level)
+    return ratio
 
 
 def repost_of(df: pd.DataFrame) -> pd.Series:

@@ -96,9 +96,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
     from carprice.registry import champion, rollback
-    from carprice.warehouse import Warehouse
-
     from carprice.runner import revalue
+    from carprice.warehouse import Warehouse
 
     settings = _settings(args)
     wh = Warehouse(settings.warehouse_path)

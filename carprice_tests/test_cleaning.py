@@ -62,6 +62,17 @@ def test_small_groups_are_not_judged_by_their_median():
     assert cleaning.exclusion_reasons(df, TODAY).isna().all()
 
 
+def test_a_rare_year_is_judged_against_its_model_then_its_make():
+    peers = [row(url=f"u{i}", model_year=2010 + i, price_eur=9000.0 + 100 * i) for i in range(6)]
+    typo = row(url="typo", model_year=2022, price_eur=491_636.0)
+    other_model = [row(url=f"p{i}", model="Polo", model_year=2000 + i, price_eur=5000.0) for i in range(5)]
+    lone = row(url="lone", model="Up", model_year=2021, price_eur=400_000.0)
+    reasons = cleaning.exclusion_reasons(frame(*peers, typo, *other_model, lone), TODAY)
+    assert reasons.iloc[6].startswith("implausible price: 5")
+    assert reasons.iloc[-1].startswith("implausible price: "), "no model peers: the make's median decides"
+    assert reasons.iloc[:6].isna().all() and reasons.iloc[7:-1].isna().all()
+
+
 def test_reposted_car_keeps_only_the_newest_post():
     old = row(url="old", listed_at="2026-03-01")
     new = row(url="new", listed_at="2026-04-01", price_eur=14500.0)
