@@ -73,11 +73,18 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     assert (deals["asking_price_eur"] < deals["lower_price_eur"]).all()
     assert deals["saving_eur"].is_monotonic_decreasing and deals["url"].str.startswith("http").all()
 
+    assert decision["registry_entry"].value["train_batches"] == [crawled_batch.batch_id]
+
     # The same data again: an identical challenger does not beat the champion by the margin.
     again = dg.materialize(DOWNSTREAM, resources=build_resources(settings), instance=instance)
     registry = wh.query("SELECT status, status_reason FROM model_registry ORDER BY trained_at")
     assert again.success and registry["status"].tolist() == ["champion", "rejected"]
     assert "does not improve on the champion" in registry.iloc[1]["status_reason"]
+    # Every model's data version is exactly the admitted batches in the warehouse.
+    orphans = wh.query("""SELECT version, unnest(train_batches) AS batch_id FROM model_registry
+                          EXCEPT SELECT version, batch_id FROM model_registry, batch_status
+                          WHERE batch_status.status IN ('accepted', 'readmitted')""")
+    assert orphans.empty
 
 
 def test_ingesting_a_batch_that_is_not_there_fails_clearly(settings):

@@ -12,7 +12,7 @@ from carprice.defs.cleaning import clean_listings
 from carprice.defs.resources import ModelStoreResource, WarehouseResource
 from carprice.features import build_features
 from carprice.promotion import evaluate_challenger
-from carprice.registry import code_version, register_challenger
+from carprice.registry import code_version, get_model, register_challenger
 from carprice.validation.admission import admitted_batch_ids
 
 
@@ -103,4 +103,10 @@ def champion_model(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             metadata[f"champion_{key}"] = round(float(serving[key]), 4)
     for name, stats in result.scores.get("baselines", {}).items():
         metadata[f"baseline_{name}_mae_eur"] = round(float(stats["overall"]["mae_eur"]), 1)
+    if result.champion_after:
+        entry = get_model(wh, result.champion_after)
+        metadata["registry_entry"] = dg.MetadataValue.json({
+            "version": entry.version, "status": entry.status, "train_batches": entry.train_batches,
+            "train_cutoff": str(entry.train_cutoff), "artifact": str(entry.artifact_path), "sha256": entry.sha256,
+            "params": entry.params})
     return dg.MaterializeResult(metadata=metadata)
