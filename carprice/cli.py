@@ -90,7 +90,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print("no models yet")
     for row in rows.itertuples():
         print(f"{row.version}  {row.status:<10} batches={row.batches} n_train={row.n_train} "
-              f"code={row.code_version}\n    {row.status_reason}")
+              f"MAE={row.evaluation_mae_eur} code={row.code_version}\n    {row.status_reason}")
     return 0
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from carprice.features import CATEGORICAL
 
 NUMERIC = ["age_years", "mileage_km", "power_kw", "model_year"]
-_CHUNK = 20_000
 
 
 class RidgeLogPrice:
@@ -21,18 +21,20 @@ class RidgeLogPrice:
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
-    def _design(self, df: pd.DataFrame) -> np.ndarray:
-        parts = [np.ones((len(df), 1))]
+    def _design(self, df: pd.DataFrame) -> sparse.csr_matrix:
+        """Sparse design matrix: intercept, standardized numbers, one column per known category level."""
+        n = len(df)
+        columns = [np.ones(n)]
         for col in NUMERIC:
             x = df[col].astype(float).fillna(self.fill[col]).to_numpy()
-            parts.append(((x - self.mean[col]) / self.std[col]).reshape(-1, 1))
+            columns.append((x - self.mean[col]) / self.std[col])
+        blocks = [sparse.csr_matrix(np.column_stack(columns))]
+        rows = np.arange(n)
         for col, levels in self.levels.items():
             codes = pd.Categorical(df[col].astype("string").astype(object), categories=levels).codes
-            onehot = np.zeros((len(df), len(levels)))
             known = codes >= 0
-            onehot[np.arange(len(df))[known], codes[known]] = 1.0
-            parts.append(onehot)
-        return np.hstack(parts)
+            blocks.append(sparse.csr_matrix((np.ones(known.sum()), (rows[known], codes[known])), shape=(n, len(levels))))
+        return sparse.hstack(blocks, format="csr")
 
     def fit(self, train: pd.DataFrame) -> "RidgeLogPrice":
         self.fill = {c: float(np.nan_to_num(train[c].astype(float).median())) for c in NUMERIC}
@@ -40,22 +42,16 @@ class RidgeLogPrice:
         self.mean = {c: float(v.mean()) for c, v in filled.items()}
         self.std = {c: float(v.std()) or 1.0 for c, v in filled.items()}
         self.levels = {c: sorted(train[c].dropna().astype(str).unique()) for c in CATEGORICAL}
-        # Normal equations accumulated in chunks: the one-hot design of a million rows never exists whole.
-        y = train["log_price"].to_numpy()
-        xtx, xty = None, None
-        for start in range(0, len(train), _CHUNK):
-            X = self._design(train.iloc[start:start + _CHUNK])
-            xtx = X.T @ X if xtx is None else xtx + X.T @ X
-            xty = X.T @ y[start:start + _CHUNK] if xty is None else xty + X.T @ y[start:start + _CHUNK]
+        X = self._design(train)
+        xtx = (X.T @ X).toarray()
         penalty = self.alpha * np.eye(xtx.shape[0])
         penalty[0, 0] = 0.0
-        self.coef = np.linalg.solve(xtx + penalty, xty)
+        self.coef = np.linalg.solve(xtx + penalty, X.T @ train["log_price"].to_numpy())
+        self.fitted_log = X @ self.coef  # in-sample predictions, so callers need not rebuild the design
         return self
 
     def predict_log(self, df: pd.DataFrame) -> np.ndarray:
-        if len(df) == 0:
-            return np.zeros(0)
-        return np.concatenate([self._design(df.iloc[s:s + _CHUNK]) @ self.coef for s in range(0, len(df), _CHUNK)])
+        return self._design(df) @ self.coef
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         return np.exp(self.predict_log(df))

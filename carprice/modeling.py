@@ -120,7 +120,7 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
     fit, valid = split_by_time(train, 0.1)
     base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit)
     dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"],
-                         init_score=base.predict_log(fit), categorical_feature=list(categories))
+                         init_score=base.fitted_log, categorical_feature=list(categories))
     dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"],
                          init_score=base.predict_log(valid), reference=dtrain)
     booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],

@@ -120,7 +120,13 @@ def evaluate_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig)
 
 
 def _record(wh: Warehouse, result: PromotionResult) -> None:
+    """Store the judgement, and the challenger's scores on the evaluation rows as its registry metrics."""
+    scores = result.scores.get("challenger")
     with wh.transaction() as con:
+        if scores:
+            con.execute("UPDATE model_registry SET metrics = json_merge_patch(metrics, ?) WHERE version = ?", [
+                json.dumps({"evaluation": scores["overall"], "evaluation_slices": scores["slices"],
+                            "evaluated_from": str(result.eval_from)}), result.challenger])
         con.execute("INSERT INTO model_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             result.challenger, result.champion_before, datetime.now(UTC), result.eval_from.to_pydatetime(),
             result.n_eval, json.dumps({k: v for k, v in result.scores.items() if k != "backtest"}, default=str),

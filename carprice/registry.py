@@ -126,7 +126,7 @@ def latest_challenger(wh: Warehouse) -> RegisteredModel:
 def models(wh: Warehouse) -> pd.DataFrame:
     """Every version with status, reason, data and code version and main metrics, newest first."""
     return wh.query("""SELECT version, status, status_reason, trained_at, code_version, len(train_batches) AS batches,
-                              n_train, metrics->>'$.holdout.mae_eur' AS holdout_mae_eur
+                              n_train, round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
                        FROM model_registry ORDER BY trained_at DESC""")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 
@@ -61,12 +63,14 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     registry = wh.query("SELECT * FROM model_registry")
     assert registry["status"].tolist() == ["champion"]
     assert list(registry.iloc[0]["train_batches"]) == [crawled_batch.batch_id]
+    slices = json.loads(registry.iloc[0]["metrics"])["evaluation_slices"]
+    assert {"age=0-3y", "price=<5k"} <= set(slices) and all("mae_eur" in m for m in slices.values())
     model_meta = result.asset_materializations_for_node("challenger_model")[0].metadata
     assert model_meta["version"].value == registry.iloc[0]["version"]
-    assert 0.5 < model_meta["holdout_r2"].value <= 1.0
     decision = result.asset_materializations_for_node("champion_model")[0].metadata
     assert decision["promoted"].value is True and "first model" in decision["reason"].value
     assert decision["champion_mae_eur"].value < decision["baseline_linear_ridge_mae_eur"].value
+    assert 0.5 < decision["champion_r2"].value <= 1.0
     valued = wh.query("SELECT DISTINCT model_version FROM listing_valuations")
     assert valued["model_version"].tolist() == registry["version"].tolist()
     deals = wh.query("SELECT * FROM deals")
