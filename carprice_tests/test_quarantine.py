@@ -33,10 +33,17 @@ from carprice.warehouse import Warehouse
 from carprice_tests.conftest import SMALL_MARKET, copy_batch
 
 
-def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance,
+              run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
+        instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     return build_definitions(settings).resolve_job_def("batch_job").execute_in_process(
-        instance=instance, partition_key=batch_id, raise_on_error=False)
+        instance=instance, partition_key=batch_id, raise_on_error=False, run_config=run_config)
+
+
+# A promotion rule that lets any working challenger through, for tests that need a new champion.
+ALWAYS_PROMOTE = {"ops": {"champion_model": {"config": {"min_relative_improvement": -1.0,
+                                                        "max_slice_regression": 1000.0}}}}
 
 
 def crawl_day(settings: Settings, day: int, faults: frozenset[str] = frozenset()) -> str:
@@ -90,7 +97,7 @@ def test_a_clean_next_day_passes_every_check(platform):
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert len(result.get_asset_check_evaluations()) == 5
     after = state(platform)
-    assert after["models"] == before["models"] + 1 and after["champion"] != before["champion"]
+    assert after["models"] == before["models"] + 1, "a challenger was trained and judged"
 
 
 FAULT_EXPECTATIONS = {
@@ -155,7 +162,7 @@ def test_readmitted_batch_flows_through(platform):
         readmit(wh, "automarkt-nope", "ana", "fine")
     readmit(wh, batch_id, "ana", "the site added a VIN and CO2; harmless")
 
-    result = run_batch(platform, batch_id, instance)
+    result = run_batch(platform, batch_id, instance, ALWAYS_PROMOTE)
     assert result.success
     waived = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_SOURCE_FIELDS][0]
     assert waived.passed and waived.metadata["readmitted_by"].value == "ana"
@@ -211,3 +218,21 @@ def test_readmit_job_records_the_review(platform):
         job.execute_in_process(run_config=bad, instance=instance)
     status = batch_statuses(Warehouse(platform.warehouse_path)).set_index("batch_id").loc[batch_id]
     assert (status["status"], status["decided_by"]) == ("readmitted", "li")
+
+
+def test_cli_rollback_makes_the_earlier_champion_serve_again(platform):
+    first = state(platform)["champion"]
+    assert run_batch(platform, crawl_day(platform, SMALL_MARKET["market_day"] + 1),
+                     dg.DagsterInstance.ephemeral(), ALWAYS_PROMOTE).success
+    second = state(platform)["champion"]
+    assert second != first
+
+    listing = _carprice(platform, "models", "list")
+    assert listing.returncode == 0 and first in listing.stdout and second in listing.stdout
+    refused = _carprice(platform, "models", "rollback", second, "--reason", "no")
+    assert refused.returncode == 2 and "is champion; only a model that served before" in refused.stderr
+    done = _carprice(platform, "models", "rollback", first, "--reason", "second model undervalues vans")
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = state(platform)
+    assert after["champion"] == first
+    assert set(after["valuations"]["model_version"]) == {first}, "listings were re-valued with the rollback"

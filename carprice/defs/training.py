@@ -29,7 +29,8 @@ def listing_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 def read_features(warehouse: WarehouseResource) -> pd.DataFrame:
-    features = warehouse.get().query("SELECT * FROM listing_features")
+    # A fixed order: the same admitted data trains the same model, whatever order the crawl landed it in.
+    features = warehouse.get().query("SELECT * FROM listing_features ORDER BY listed_at, url")
     features["listed_at"] = pd.to_datetime(features["listed_at"])
     return features
 
@@ -79,11 +80,25 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
     })
 
 
+class PromotionRunConfig(dg.Config):
+    """The promotion rule for this run (defaults: carprice.config.PromotionConfig)."""
+
+    main_metric: str = PromotionConfig.main_metric
+    min_relative_improvement: float = PromotionConfig.min_relative_improvement
+    max_slice_regression: float = PromotionConfig.max_slice_regression
+    min_slice_rows: int = PromotionConfig.min_slice_rows
+    backtest_folds: int = PromotionConfig.backtest_folds
+
+
 @dg.asset(deps=[challenger_model], group_name="training", kinds={"lightgbm"}, pool="warehouse")
-def champion_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def champion_model(context: dg.AssetExecutionContext, config: PromotionRunConfig,
+                   warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The serving model: the challenger replaces it only when better on the same fresh data and servable."""
     wh = warehouse.get()
-    result = evaluate_challenger(wh, read_features(warehouse), PromotionConfig())
+    rule = PromotionConfig(**config.model_dump())
+    if rule.main_metric not in ("mae_eur", "median_ape"):
+        raise dg.Failure(f"main_metric must be mae_eur or median_ape, got {rule.main_metric!r}")
+    result = evaluate_challenger(wh, read_features(warehouse), rule)
     context.log.info("%s %s: %s", result.challenger, "promoted" if result.promoted else "rejected", result.reason)
     serving = result.scores.get("champion_after", {}).get("overall", {})
     metadata = {
