@@ -4,6 +4,7 @@ import dagster as dg
 
 from carprice.config import Settings, load_settings
 from carprice.defs import cleaning, ingestion, publishing, scraping, training, valuation
+from carprice.defs.automation import daily_crawl, landing_sensor
 from carprice.defs.jobs import batch_job, crawl_job, refresh_job, valuation_job
 from carprice.defs.resources import build_resources
 from carprice.defs.review import readmit_job
@@ -14,6 +15,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([scraping, ingestion, cleaning, training, valuation, publishing]),
         jobs=[crawl_job, batch_job, refresh_job, valuation_job, readmit_job],
+        schedules=[daily_crawl],
+        sensors=[landing_sensor],
         resources=build_resources(settings or load_settings()),
     )
 

@@ -52,15 +52,27 @@ def read_batch(path: Path) -> Batch:
 
 
 def list_batches(landing_dir: Path) -> list[Batch]:
-    """Every complete batch in the landing zone, oldest first (batch ids sort by time within a source)."""
-    batches = []
+    """Every complete batch in the landing zone, oldest first; BatchError if one cannot be read."""
+    batches, broken = scan_landing(landing_dir)
+    if broken:
+        path, reason = next(iter(broken.items()))
+        raise BatchError(f"{path}: {reason}")
+    return batches
+
+
+def scan_landing(landing_dir: Path) -> tuple[list[Batch], dict[str, str]]:
+    """Complete batches, oldest first, and the folders that look complete but cannot be read (path -> why)."""
+    batches, broken = [], {}
     if not landing_dir.exists():
-        return batches
+        return batches, broken
     for source_dir in sorted(p for p in landing_dir.iterdir() if p.is_dir()):
         for path in sorted(source_dir.iterdir()):
             if path.is_dir() and not path.name.startswith(".") and (path / "manifest.json").exists():
-                batches.append(read_batch(path))
-    return sorted(batches, key=lambda b: (b.manifest.get("started_at", ""), b.batch_id))
+                try:
+                    batches.append(read_batch(path))
+                except BatchError as exc:
+                    broken[str(path)] = str(exc)
+    return sorted(batches, key=lambda b: (b.manifest.get("started_at", ""), b.batch_id)), broken
 
 
 def find_batch(landing_dir: Path, batch_id: str) -> Batch:
