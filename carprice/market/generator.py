@@ -12,7 +12,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import numpy as np
 
@@ -331,10 +331,6 @@ class Market:
     # --- bulk views for tests and analysis --------------------------------------
     def listings_on(self, day: int) -> list[Listing]:
         return [self.listing(int(i)) for i in self.active_ids(day)]
-
-    @cached_property
-    def catalogue_size(self) -> tuple[int, int]:
-        return len({m.make for m in MODELS}), len(MODELS)
 
 
 _MISSING_SHARE = {

@@ -57,12 +57,6 @@ def _latest_review(con, batch_id: str) -> dict | None:
     return None if row is None else {"decision": row[0], "reviewer": row[1], "note": row[2]}
 
 
-def latest_reference(wh: Warehouse, source: str) -> tuple[int, dict] | None:
-    """The newest reference profile of a source and its id, or None before any of its batches was admitted."""
-    with wh.connect() as con:
-        return _latest_reference(con, source)
-
-
 def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdict:
     """Check an ingested batch against the contract and the reference, and record the verdict."""
     with wh.connect() as con:
