@@ -21,10 +21,17 @@ CLEAN_COLUMNS = [
 ]
 
 
+_ORIGIN = r"^[a-z][a-z0-9+.-]*://[^/]+"  # scheme and host:port, dropped from a listing's identity
+
+
 def listing_key(source: pd.Series, url: pd.Series) -> pd.Series:
     """A listing's identity: its source and URL path (hosts and ports may change between crawls)."""
-    path = url.str.replace(r"^[a-z][a-z0-9+.-]*://[^/]+", "", regex=True, case=False)
+    path = url.str.replace(_ORIGIN, "", regex=True, case=False)
     return source + ":" + path
+
+
+# The same identity in DuckDB SQL, for queries over raw_listings.
+LISTING_KEY_SQL = f"source || ':' || regexp_replace(url, '{_ORIGIN}', '', 'i')"
 
 
 def latest_observations(raw: pd.DataFrame) -> pd.DataFrame:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 from carprice.config import PROJECT_DIR, load_settings
-from carprice.market.faults import FAULTS, parse_faults
+from carprice.market.faults import FAULTS, parse_fault_schedule
+from carprice.market.shifts import MarketShift, format_shifts, parse_shifts
 
 # `carprice run` and `readmit` exit with this when the batch ends in quarantine (not a crash).
 QUARANTINED_EXIT = 3
@@ -19,38 +22,68 @@ def _settings(args: argparse.Namespace):
     settings = load_settings()
     overrides = {k: v for k, v in {
         "market_listings": args.listings, "market_day": args.day, "market_seed": args.seed,
-        "market_faults": parse_faults(args.faults) if getattr(args, "faults", None) else None,
+        "market_faults": parse_fault_schedule(args.faults) if getattr(args, "faults", None) else None,
+        "market_shifts": format_shifts(parse_shifts(args.shifts)) if getattr(args, "shifts", None) else None,
         "data_dir": Path(args.data_dir).resolve() if args.data_dir else None,
     }.items() if v is not None}
     return dataclasses.replace(settings, **overrides)
 
 
+def demo_episodes(settings, days: int):
+    """The demo's market: SUV prices jump 40% three tenths in, and one batch is broken six tenths in."""
+    if days < 6:
+        raise ValueError(f"--demo needs at least 6 days (a market shift, its detection and a broken batch), got {days}")
+    first = settings.market_day - days + 1
+    shift = MarketShift("suv", 1.4, start_day=first + max(2, days * 3 // 10), ramp_days=0)
+    broken = f"prices_x100@{first + days * 6 // 10}"
+    shifts = parse_shifts(settings.market_shifts) + (shift,)
+    return dataclasses.replace(settings, market_shifts=format_shifts(shifts),
+                               market_faults=settings.market_faults | {broken})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from carprice.runner import run_end_to_end, summary_json
+    from carprice.runner import run_days
 
     settings = _settings(args)
-    if args.days > 1:
-        return _run_days(settings, args)
-    summary = run_end_to_end(settings, source=args.source)
-    print(summary_json(summary) if args.json else summary.render())
-    return 0 if summary.admitted else QUARANTINED_EXIT
+    if args.demo:
+        settings = demo_episodes(settings, args.days)
+        print(f"demo: market shift {settings.market_shifts}; faults {', '.join(sorted(settings.market_faults))}",
+              flush=True)
+    # With --json the summary owns stdout; progress goes to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    reports = run_days(settings, args.days, progress=lambda line: print(line, file=out, flush=True))
+    if args.days == 1:
+        print(reports[0].to_json() if args.json else reports[0].render())
+        return 0 if reports[0].admitted else QUARANTINED_EXIT
+    if args.json:
+        print(json.dumps([json.loads(r.to_json()) for r in reports], indent=2))
+    else:
+        print(render_days(reports, settings))
+    return 0
 
 
-def _run_days(settings, args: argparse.Namespace) -> int:
-    """Crawl and process ``--days`` consecutive simulated days, one line per day."""
-    from carprice.runner import run_end_to_end
+def render_days(reports, settings) -> str:
+    """What happened each day, then the totals and where to look."""
+    from carprice.warehouse import Warehouse
 
-    quarantined = 0
-    for offset in range(args.days):
-        day_settings = dataclasses.replace(settings, market_day=settings.market_day + offset)
-        summary = run_end_to_end(day_settings, source=args.source, progress=lambda _: None)
-        quarantined += not summary.admitted
-        checks = "all checks passed" if summary.admitted else "; ".join(
-            f"{k}: {v}" for k, v in summary.failed_checks.items())
-        print(f"day {day_settings.market_day:>4}  {summary.batch_id}  {summary.status:<11} listings={summary.scraped}"
-              f"  model={summary.model_version}  {checks}", flush=True)
-    print(f"{args.days} days, {quarantined} batches quarantined")
-    return 0 if not quarantined else QUARANTINED_EXIT
+    wh = Warehouse(settings.warehouse_path)
+    alerts = wh.query("SELECT kind, count(*) AS n FROM alerts GROUP BY kind ORDER BY kind")
+    requests = wh.query("SELECT kind, count(*) AS n FROM retraining_requests GROUP BY kind ORDER BY kind")
+    quarantined = [r for r in reports if r.batch_id and not r.admitted]
+    trained = [r for r in reports if r.challenger]
+    lines = ["", f"carprice: {len(reports)} simulated days", *[f"  {r.line()}" for r in reports], "",
+             f"  batches          {sum(r.admitted for r in reports)} accepted, {len(quarantined)} quarantined"
+             + (f" ({', '.join(r.batch_id for r in quarantined)})" if quarantined else ""),
+             f"  trainings        {len(trained)}, promoted {sum(r.promoted for r in trained)}: "
+             + "; ".join(f"day {r.day} {r.trigger}{' (promoted)' if r.promoted else ''}" for r in trained),
+             "  retrain requests " + (", ".join(f"{r.kind} {r.n}" for r in requests.itertuples()) or "none"),
+             "  alerts           " + (", ".join(f"{r.kind} {r.n}" for r in alerts.itertuples()) or "none"),
+             f"  serving model    {reports[-1].model_version}",
+             f"  reports          {settings.reports_dir} (served by `carprice ui` at {settings.reports_url})",
+             f"  analysts query   duckdb -readonly {settings.snapshot_path}",
+             f"  dagster home     {settings.dagster_home}",
+             "  open the UI      .venv/bin/carprice ui   (then http://127.0.0.1:3000)"]
+    return "\n".join(lines)
 
 
 def cmd_batches_list(args: argparse.Namespace) -> int:
@@ -123,31 +156,46 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_market(args: argparse.Namespace) -> int:
+    from carprice.market.faults import faults_on_day
     from carprice.market.server import main as serve
 
     settings = _settings(args)
     serve(["--seed", str(settings.market_seed), "--day", str(settings.market_day),
            "--listings", str(settings.market_listings), "--port", str(args.port),
-           "--faults", ",".join(sorted(settings.market_faults))])
+           "--faults", ",".join(sorted(faults_on_day(settings.market_faults, settings.market_day))),
+           "--shifts", settings.market_shifts])
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from carprice.runner import prepare_dagster_home
 
-    settings = _settings(args)
+    settings = dataclasses.replace(_settings(args), reports_url=f"http://127.0.0.1:{args.port + 1}/")
     home = prepare_dagster_home(settings)
-    # The webserver loads the definitions in its own processes: hand the settings over.
+    # The webserver and daemon load the definitions in their own processes: hand the settings over.
     os.environ.update({"CARPRICE_DATA_DIR": str(settings.data_dir), "CARPRICE_MARKET_SEED": str(settings.market_seed),
                        "CARPRICE_MARKET_DAY": str(settings.market_day),
                        "CARPRICE_MARKET_LISTINGS": str(settings.market_listings),
-                       "CARPRICE_MARKET_FAULTS": ",".join(sorted(settings.market_faults))})
-    print(f"Dagster home: {home}; UI on http://127.0.0.1:{args.port}", flush=True)
+                       "CARPRICE_MARKET_FAULTS": ",".join(sorted(settings.market_faults)),
+                       "CARPRICE_MARKET_SHIFTS": settings.market_shifts,
+                       "CARPRICE_ALERT_HOOK": settings.alert_hook,
+                       "CARPRICE_REPORTS_URL": settings.reports_url})
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Dagster home: {home}; UI on http://127.0.0.1:{args.port}; monitoring reports on {settings.reports_url}",
+          flush=True)
+    # The Evidently reports are HTML files: a plain file server makes the links in the asset metadata work.
+    reports = subprocess.Popen([sys.executable, "-m", "http.server", str(args.port + 1), "--bind", "127.0.0.1",
+                                "--directory", str(settings.reports_dir)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     dagster = Path(sys.executable).with_name("dagster")
-    os.chdir(PROJECT_DIR)
-    os.execv(str(dagster), [str(dagster), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
-                            "-h", "127.0.0.1", "-p", str(args.port)])
-    return 0
+    try:
+        return subprocess.call([str(dagster), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
+                                "-h", "127.0.0.1", "-p", str(args.port)], cwd=PROJECT_DIR)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reports.terminate()
+        reports.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,14 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--listings", type=int, help="listings on sale in the simulated marketplace")
         p.add_argument("--day", type=int, help="simulated market day")
         p.add_argument("--seed", type=int, help="simulated market seed")
-        p.add_argument("--faults", help=f"comma-separated faults to inject into the marketplace: {', '.join(sorted(FAULTS))}")
+        p.add_argument("--faults", help="comma-separated faults to inject into the marketplace (NAME@DAY: on that "
+                                        f"market day only): {', '.join(sorted(FAULTS))}")
+        p.add_argument("--shifts", help="market shift episodes, e.g. suv+30%%@40 (SEGMENT+PCT%%@DAY[~RAMP_DAYS])")
         p.add_argument("--data-dir", help="where the warehouse, landing zone and models live")
 
-    run = sub.add_parser("run", help="crawl, ingest, clean, train and value once, then print a summary")
+    run = sub.add_parser("run", help="simulate market days through the schedule and sensors, then print a summary")
     common(run)
-    run.add_argument("--source", default="automarkt")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.add_argument("--days", type=int, default=1, help="run this many consecutive simulated days")
+    run.add_argument("--days", type=int, default=1,
+                     help="simulate this many consecutive market days, ending on --day (default today)")
+    run.add_argument("--demo", action="store_true",
+                     help="with --days N >= 6: SUV prices jump 40%% three tenths in, one broken batch later")
     run.set_defaults(func=cmd_run)
 
     market = sub.add_parser("market", help="serve the simulated marketplace on 127.0.0.1")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Day 0 of the simulated marketplace's calendar; by default it is crawled as it is today.
+MARKET_CALENDAR_START = date(2026, 1, 1)
 
 # The embedded marketplace's start URL is only known once it runs; sources use this placeholder.
 EMBEDDED_MARKETPLACE = "embedded"
@@ -73,6 +77,19 @@ class PromotionConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """What each accepted batch's monitoring compares, and when it requests retraining."""
+
+    reference_rows: int = 5000              # sample of the champion's training rows kept as the drift reference
+    column_drift_threshold: float = 0.1     # per column: Wasserstein (in std units) or Jensen-Shannon distance
+    drift_share_threshold: float = 0.3      # this share of drifted feature columns requests retraining
+    prediction_drift_threshold: float = 0.1  # predicted prices: Wasserstein distance (std units)
+    decay_margin: float = 0.2               # fresh-listing MAPE this much above the champion's requests retraining
+    min_fresh_rows: int = 50                # fewer fresh listings: quality is reported, not judged
+    retrain_every_batches: int = 7          # the regular cadence: retrain after this many new admitted batches
+
+
+@dataclass(frozen=True)
 class Settings:
     """Paths and defaults for one installation; every field can be set from the environment."""
 
@@ -80,9 +97,12 @@ class Settings:
     dagster_home: Path
     market_seed: int = 7
     market_listings: int = 3000
-    market_day: int = 0
-    market_faults: frozenset[str] = frozenset()
+    market_day: int = 0                          # the simulated market's day (load_settings: today)
+    market_faults: frozenset[str] = frozenset()  # fault names; "name@DAY" applies on that market day only
+    market_shifts: str = ""                      # market shift episodes, e.g. "suv+30%@40" (see market.shifts)
     crawl_timeout_s: int = 1800
+    alert_hook: str = ""                         # "package.module:function" called with every alert
+    reports_url: str = "http://127.0.0.1:3001/"  # where `carprice ui` serves the monitoring reports
 
     @property
     def landing_dir(self) -> Path:
@@ -101,6 +121,11 @@ class Settings:
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def reports_dir(self) -> Path:
+        """Evidently monitoring reports (HTML), one folder per batch."""
+        return self.data_dir / "reports"
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``CARPRICE_*`` and ``DAGSTER_HOME`` variables, with project-local defaults."""
@@ -110,7 +135,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dagster_home=Path(env.get("DAGSTER_HOME", PROJECT_DIR / ".dagster")).resolve(),
         market_seed=int(env.get("CARPRICE_MARKET_SEED", 7)),
         market_listings=int(env.get("CARPRICE_MARKET_LISTINGS", 3000)),
-        market_day=int(env.get("CARPRICE_MARKET_DAY", 0)),
-        market_faults=frozenset(f for f in env.get("CARPRICE_MARKET_FAULTS", "").split(",") if f.strip()),
+        market_day=int(env.get("CARPRICE_MARKET_DAY", (date.today() - MARKET_CALENDAR_START).days)),
+        market_faults=frozenset(f.strip() for f in env.get("CARPRICE_MARKET_FAULTS", "").split(",") if f.strip()),
+        market_shifts=env.get("CARPRICE_MARKET_SHIFTS", ""),
         crawl_timeout_s=int(env.get("CARPRICE_CRAWL_TIMEOUT_S", 1800)),
+        alert_hook=env.get("CARPRICE_ALERT_HOOK", ""),
+        reports_url=env.get("CARPRICE_REPORTS_URL", "http://127.0.0.1:3001/"),
     )

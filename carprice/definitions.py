@@ -3,9 +3,9 @@
 import dagster as dg
 
 from carprice.config import Settings, load_settings
-from carprice.defs import cleaning, ingestion, publishing, scraping, training, valuation
-from carprice.defs.automation import daily_crawl, landing_sensor
-from carprice.defs.jobs import batch_job, crawl_job, refresh_job, valuation_job
+from carprice.defs import cleaning, ingestion, monitoring, publishing, scraping, training, valuation
+from carprice.defs.automation import daily_crawl, landing_sensor, retraining_sensor
+from carprice.defs.jobs import batch_job, crawl_job, refresh_job, training_job, valuation_job
 from carprice.defs.resources import build_resources
 from carprice.defs.review import readmit_job
 
@@ -13,10 +13,10 @@ from carprice.defs.review import readmit_job
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions bound to one installation's settings (the environment's by default)."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([scraping, ingestion, cleaning, training, valuation, publishing]),
-        jobs=[crawl_job, batch_job, refresh_job, valuation_job, readmit_job],
+        assets=dg.load_assets_from_modules([scraping, ingestion, cleaning, training, valuation, monitoring, publishing]),
+        jobs=[crawl_job, batch_job, training_job, refresh_job, valuation_job, readmit_job],
         schedules=[daily_crawl],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, retraining_sensor],
         resources=build_resources(settings or load_settings()),
     )
 

@@ -145,7 +145,7 @@ def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAG
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndarray | None = None,
                        upper: np.ndarray | None = None) -> dict[str, float]:
-    """MAE and R² in euros, median absolute percentage error, row count, and interval coverage if given."""
+    """MAE and R² in euros, median and mean absolute percentage error, row count, and interval coverage if given."""
     actual = np.asarray(actual, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
     err = predicted - actual
@@ -154,6 +154,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndar
     metrics = {
         "mae_eur": float(np.mean(np.abs(err))) if len(actual) else float("nan"),
         "median_ape": float(np.median(np.abs(err) / actual)) if len(actual) else float("nan"),
+        "mape": float(np.mean(np.abs(err) / actual)) if len(actual) else float("nan"),
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "n": int(len(actual)),
     }

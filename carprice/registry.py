@@ -42,6 +42,7 @@ class RegisteredModel:
     features: list[str]
     train_batches: list[str]
     train_cutoff: pd.Timestamp
+    trained_because: str = ""
 
 
 def code_version(project_dir: Path = PROJECT_DIR) -> str:
@@ -58,14 +59,16 @@ def code_version(project_dir: Path = PROJECT_DIR) -> str:
 
 def register_challenger(wh: Warehouse, saved: SavedModel, *, trained_at: datetime, train_batches: list[str],
                         code: str, params: dict, features: list[str], metrics: dict, n_train: int, n_holdout: int,
-                        train_cutoff: pd.Timestamp) -> None:
-    """Record a newly trained model as a challenger."""
+                        train_cutoff: pd.Timestamp, trained_because: str = "requested by hand") -> None:
+    """Record a newly trained model as a challenger, with why it was trained."""
     with wh.transaction() as con:
         con.execute(
-            "INSERT INTO model_registry VALUES (?, ?, 'challenger', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO model_registry (version, trained_at, status, status_reason, artifact_path, sha256, "
+            "train_batches, code_version, params, features, metrics, n_train, n_holdout, train_cutoff, "
+            "trained_because) VALUES (?, ?, 'challenger', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [saved.version, trained_at, "trained; awaiting evaluation", str(saved.path), saved.sha256, train_batches,
              code, json.dumps(params, default=str), json.dumps(features), json.dumps(metrics, default=str),
-             n_train, n_holdout, train_cutoff.to_pydatetime()])
+             n_train, n_holdout, train_cutoff.to_pydatetime(), trained_because])
         con.execute("INSERT INTO model_events VALUES (?, ?, 'challenger', 'trained; awaiting evaluation')",
                     [saved.version, trained_at])
 
@@ -98,7 +101,8 @@ def _row_to_model(row: pd.Series) -> RegisteredModel:
     return RegisteredModel(version=row["version"], status=row["status"], artifact_path=Path(row["artifact_path"]),
                            sha256=row["sha256"], metrics=json.loads(row["metrics"]), params=json.loads(row["params"]),
                            features=json.loads(row["features"]), train_batches=list(row["train_batches"]),
-                           train_cutoff=pd.Timestamp(row["train_cutoff"]))
+                           train_cutoff=pd.Timestamp(row["train_cutoff"]),
+                           trained_because=row["trained_because"] if isinstance(row.get("trained_because"), str) else "")
 
 
 def get_model(wh: Warehouse, version: str) -> RegisteredModel:
@@ -125,7 +129,8 @@ def latest_challenger(wh: Warehouse) -> RegisteredModel:
 
 def models(wh: Warehouse) -> pd.DataFrame:
     """Every version with status, reason, data and code version and main metrics, newest first."""
-    return wh.query("""SELECT version, status, status_reason, trained_at, code_version, len(train_batches) AS batches,
+    return wh.query("""SELECT version, status, status_reason, trained_at, trained_because, code_version,
+                              len(train_batches) AS batches,
                               n_train, round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
                        FROM model_registry ORDER BY trained_at DESC""")
 

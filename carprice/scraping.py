@@ -14,6 +14,7 @@ from pathlib import Path
 from carprice.config import EMBEDDED_MARKETPLACE, PROJECT_DIR, SourceConfig
 from carprice.landing import Batch, read_batch
 from carprice.market.server import running_marketplace
+from carprice.market.shifts import MarketShift
 from scrapers.landing import make_batch_id
 
 
@@ -45,14 +46,14 @@ def crawl_command(source: SourceConfig, start_url: str, landing_dir: Path, batch
 
 def crawl_source(source: SourceConfig, landing_dir: Path, *, market_seed: int, market_day: int,
                  market_listings: int, market_faults: frozenset[str] = frozenset(), timeout_s: float = 1800,
-                 max_pages: int | None = None) -> CrawlResult:
+                 max_pages: int | None = None, market_shifts: tuple[MarketShift, ...] = ()) -> CrawlResult:
     """Crawl ``source`` (starting the embedded marketplace if it is that one) and return the landed batch."""
     batch_id = make_batch_id(source.name, datetime.now(UTC))
     with ExitStack() as stack:
         start_url = source.start_url
         if start_url == EMBEDDED_MARKETPLACE:
             base = stack.enter_context(running_marketplace(market_seed, market_day, market_listings,
-                                                           faults=market_faults))
+                                                           faults=market_faults, shifts=market_shifts))
             start_url = f"{base}/cars?page=1"
         cmd = crawl_command(source, start_url, landing_dir, batch_id, max_pages)
         env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}

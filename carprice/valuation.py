@@ -23,6 +23,14 @@ def value_listings(model: PriceModel, features: pd.DataFrame, model_version: str
     return out
 
 
+def no_valuations() -> pd.DataFrame:
+    """The valuations table with no rows (before any model serves), typed as ``value_listings`` makes it."""
+    columns = {"url": "string", "asking_price_eur": "float64", "predicted_price_eur": "float64",
+               "lower_price_eur": "float64", "upper_price_eur": "float64", "price_ratio": "float64",
+               "saving_eur": "float64", "model_version": "string"}
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
 def find_deals(valuations: pd.DataFrame, listings: pd.DataFrame) -> pd.DataFrame:
     """Listings asking less than the lower end of their predicted interval, biggest expected saving first.
 

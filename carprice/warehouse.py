@@ -52,7 +52,9 @@ _SCHEMA = [
         version VARCHAR PRIMARY KEY, trained_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL,
         status_reason VARCHAR, artifact_path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
         train_batches VARCHAR[] NOT NULL, code_version VARCHAR NOT NULL, params JSON, features JSON,
-        metrics JSON, n_train BIGINT, n_holdout BIGINT, train_cutoff TIMESTAMP NOT NULL)""",
+        metrics JSON, n_train BIGINT, n_holdout BIGINT, train_cutoff TIMESTAMP NOT NULL, trained_because VARCHAR)""",
+    # Warehouses created before models recorded why they were trained.
+    "ALTER TABLE model_registry ADD COLUMN IF NOT EXISTS trained_because VARCHAR",
     """CREATE TABLE IF NOT EXISTS model_events (
         version VARCHAR NOT NULL, changed_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS model_evaluations (
@@ -75,6 +77,21 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS reference_profiles (
         reference_id BIGINT PRIMARY KEY, source VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
         batch_ids VARCHAR[] NOT NULL, profile JSON NOT NULL)""",
+    # Monitoring: one row per accepted batch and serving model (Evidently report summary and its HTML file).
+    """CREATE TABLE IF NOT EXISTS monitoring_reports (
+        batch_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, monitored_at TIMESTAMPTZ NOT NULL,
+        n_reference BIGINT, n_current BIGINT, drifted_columns BIGINT, n_columns BIGINT, drift_share DOUBLE,
+        column_scores JSON, prediction_drift_score DOUBLE, prediction_drifted BOOLEAN, target_drift_score DOUBLE,
+        mae_eur DOUBLE, mape DOUBLE, reference_mae_eur DOUBLE, reference_mape DOUBLE, decay DOUBLE,
+        triggers JSON, report_path VARCHAR, n_fresh BIGINT, quality_report_path VARCHAR)""",
+    # Why models get retrained outside the regular cadence; served_by is the model trained in answer.
+    """CREATE TABLE IF NOT EXISTS retraining_requests (
+        requested_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, reason VARCHAR NOT NULL, batch_id VARCHAR,
+        model_version VARCHAR, served_by VARCHAR, served_at TIMESTAMPTZ)""",
+    # Everything a person should know about: failed checks, quarantined batches, monitoring triggers.
+    """CREATE TABLE IF NOT EXISTS alerts (
+        raised_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+        message VARCHAR NOT NULL, details JSON, run_id VARCHAR, delivered BOOLEAN, delivery_error VARCHAR)""",
 ]
 
 

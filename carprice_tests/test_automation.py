@@ -7,9 +7,14 @@ from datetime import datetime
 
 import dagster as dg
 
-from carprice.defs.automation import daily_crawl, landing_sensor
+import pytest
+
+from carprice.config import MonitoringConfig
+from carprice.defs.automation import daily_crawl, landing_sensor, retraining_sensor
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
+from carprice.defs.scraping import market_day_of
+from carprice.retraining import TRIGGER_KIND_TAG, TRIGGER_REASON_TAG, MonitoredBatch, TrainingRequest, training_due
 from carprice_tests.conftest import copy_batch
 
 
@@ -70,7 +75,66 @@ def test_a_batch_already_ingested_by_hand_is_not_run_again(tmp_path, crawled_bat
     assert not result.run_requests and json.loads(result.cursor) == [batch.batch_id]
 
 
-def test_daily_crawl_asks_for_every_source():
+def test_daily_crawl_asks_for_every_source_as_of_the_tick():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 26, 6, 0))
     requests = list(daily_crawl(context))
     assert [(r.partition_key, r.run_key) for r in requests] == [("automarkt", "automarkt-20261126")]
+    assert requests[0].run_config == {"ops": {"scraped_batch": {"config": {"as_of": "2026-11-26"}}}}
+    assert market_day_of("2026-11-26") == 329 and market_day_of("") is None
+    with pytest.raises(dg.Failure, match="as_of must be an ISO date"):
+        market_day_of("26/11/2026")
+
+
+# --- the retraining sensor ---------------------------------------------------------------------
+
+def monitored(instance, batch_id: str, **metadata) -> None:
+    """Record that batch_monitoring materialized ``batch_id``, as a batch_job run would."""
+    instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "batch_monitoring", partition=batch_id, metadata={"retrain_requested": False, **metadata}))
+
+
+def retrain(instance, cursor=None):
+    return retraining_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def test_retraining_waits_for_a_monitored_batch():
+    result = retrain(dg.DagsterInstance.ephemeral())
+    assert not result.run_requests and "0 batch(es) monitored" in str(result.skip_reason)
+
+
+def test_a_monitoring_trigger_requests_training_with_its_reason():
+    instance = dg.DagsterInstance.ephemeral()
+    monitored(instance, "automarkt-1")
+    monitored(instance, "automarkt-2", retrain_requested=True, trigger_kinds="decay",
+              trigger_reasons=dg.MetadataValue.json(["champion MAPE on 120 fresh listings is 15.0%"]))
+    (request,) = retrain(instance).run_requests
+    assert request.run_key == "train-after-automarkt-2"
+    assert request.tags[TRIGGER_KIND_TAG] == "decay"
+    assert request.tags[TRIGGER_REASON_TAG] == "automarkt-2: champion MAPE on 120 fresh listings is 15.0%"
+
+
+def test_the_cadence_requests_training_without_a_trigger_and_a_training_resets_it():
+    instance = dg.DagsterInstance.ephemeral()
+    every = MonitoringConfig().retrain_every_batches
+    for i in range(every - 1):
+        monitored(instance, f"automarkt-{i}")
+    assert not retrain(instance).run_requests
+    monitored(instance, f"automarkt-{every - 1}")
+    (request,) = retrain(instance).run_requests
+    assert request.tags[TRIGGER_KIND_TAG] == "cadence" and f"{every} new admitted batches" in request.tags[
+        TRIGGER_REASON_TAG]
+    instance.report_runless_asset_event(dg.AssetMaterialization("challenger_model"))
+    assert not retrain(instance).run_requests, "batches monitored before the last training do not count again"
+    monitored(instance, "automarkt-new")
+    assert "1 batch(es) monitored" in str(retrain(instance).skip_reason)
+
+
+def test_training_due_is_a_pure_rule():
+    assert training_due([], 7) is None
+    first = MonitoredBatch("b1", True, ("no champion model yet",), ("no_champion",))
+    assert training_due([first], 7) == TrainingRequest("no_champion", "b1: no champion model yet", "train-after-b1")
+    two = [MonitoredBatch("b1", True, ("drift x",), ("drift",)), MonitoredBatch("b2", True, ("decay y",), ("decay",))]
+    assert training_due(two, 7).kind == "decay+drift" and training_due(two, 7).reason == "b2: drift x; decay y"
+    with pytest.raises(ValueError, match="at least 1 batch"):
+        training_due([first], 0)

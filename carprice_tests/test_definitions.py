@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.ingestion import raw_listings
+from carprice.defs.monitoring import batch_monitoring
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.publishing import warehouse_snapshot
 from carprice.defs.resources import build_resources
@@ -28,11 +30,14 @@ def test_definitions_load_with_every_asset_described(settings):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"scraped_batch", "raw_listings", "clean_listings", "listing_features", "challenger_model",
-                    "champion_model", "listing_valuations", "deals", "warehouse_snapshot"}
+                    "champion_model", "listing_valuations", "deals", "batch_monitoring", "warehouse_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "batch_job", "refresh_job", "valuation_job",
-                                                                   "readmit_job"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "batch_job", "training_job", "refresh_job",
+                                                                   "valuation_job", "readmit_job"}
+    sensors = [defs.resolve_sensor_def(name) for name in ("landing_sensor", "retraining_sensor")]
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors)
+    assert defs.resolve_schedule_def("daily_crawl").default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def _ingest(settings, batch, instance):
@@ -79,6 +84,17 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
 
     assert decision["registry_entry"].value["train_batches"] == [crawled_batch.batch_id]
 
+    # Monitoring the batch the champion was trained on: drift is measured, quality is not (no new listing).
+    monitored = dg.materialize([batch_monitoring], resources=build_resources(settings), instance=instance,
+                               partition_key=crawled_batch.batch_id)
+    meta = {k: v.value for k, v in monitored.asset_materializations_for_node("batch_monitoring")[0].metadata.items()}
+    assert meta["status"] == "monitored" and meta["n_fresh"] == 0 and "mape" not in meta
+    assert meta["drifted_columns"] <= 1 and meta["n_columns"] == 12 and meta["retrain_requested"] is False
+    assert meta["report_url"] == f"{settings.reports_url}{crawled_batch.batch_id}/drift.html"
+    report = wh.query("SELECT * FROM monitoring_reports").iloc[0]
+    assert report["batch_id"] == crawled_batch.batch_id and report["model_version"] == registry.iloc[0]["version"]
+    assert Path(report["report_path"]).stat().st_size > 100_000
+
     # The same data again: an identical challenger does not beat the champion by the margin.
     again = dg.materialize(DOWNSTREAM, resources=build_resources(settings), instance=instance)
     registry = wh.query("SELECT status, status_reason FROM model_registry ORDER BY trained_at")
@@ -99,9 +115,31 @@ def test_ingesting_a_batch_that_is_not_there_fails_clearly(settings):
                        partition_key="automarkt-missing")
 
 
-def test_valuations_without_a_model_fail_clearly(settings, crawled_batch):
+def test_before_any_model_valuations_are_empty_and_monitoring_asks_for_one(settings, crawled_batch):
+    instance = dg.DagsterInstance.ephemeral()
+    batch = _ingest(settings, crawled_batch, instance)
+    batch_id = batch.asset_materializations_for_node("raw_listings")[0].partition
+    result = dg.materialize([clean_listings, listing_features, listing_valuations], resources=build_resources(settings),
+                            instance=instance)
+    assert result.success
+    assert result.asset_materializations_for_node("listing_valuations")[0].metadata["model_version"].value == "none yet"
+    wh = Warehouse(settings.warehouse_path)
+    assert wh.query("SELECT count(*) AS n FROM listing_valuations").iloc[0]["n"] == 0
+    monitored = dg.materialize([batch_monitoring], resources=build_resources(settings), instance=instance,
+                               partition_key=batch_id)
+    meta = monitored.asset_materializations_for_node("batch_monitoring")[0].metadata
+    assert meta["retrain_requested"].value is True and meta["trigger_kinds"].value == "no_champion"
+    requests = wh.query("SELECT kind, batch_id, served_by FROM retraining_requests")
+    assert requests.values.tolist() == [["no_champion", batch_id, None]]
+
+
+def test_a_corrupted_champion_fails_valuations_clearly(settings, crawled_batch):
     instance = dg.DagsterInstance.ephemeral()
     _ingest(settings, crawled_batch, instance)
-    dg.materialize([clean_listings, listing_features], resources=build_resources(settings), instance=instance)
-    with pytest.raises(dg.Failure, match="no champion model"):
+    assert dg.materialize(DOWNSTREAM, resources=build_resources(settings), instance=instance).success
+    wh = Warehouse(settings.warehouse_path)
+    artifact = wh.query("SELECT artifact_path FROM model_registry WHERE status = 'champion'").iloc[0, 0]
+    model_txt = Path(artifact) / "model.txt"
+    model_txt.write_text(model_txt.read_text().replace("tree", "TREE", 1))
+    with pytest.raises(dg.Failure, match="does not match its checksum"):
         dg.materialize([listing_valuations], resources=build_resources(settings), instance=instance)

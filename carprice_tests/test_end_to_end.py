@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 
 def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
@@ -24,27 +25,42 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     assert summary["scraped"] > 1300 and summary["valued"] > 1200
     assert summary["accepted"] + summary["excluded"] == summary["scraped"]
     assert summary["status"] == "accepted" and summary["promoted"]
-    assert set(summary["metrics"]) == {"mae_eur", "median_ape", "r2", "n", "interval_coverage"}
+    assert set(summary["metrics"]) == {"mae_eur", "median_ape", "mape", "r2", "n", "interval_coverage"}
     assert summary["metrics"]["mae_eur"] < summary["baselines"]["linear_ridge"]
+    assert "no champion model yet" in summary["trained_because"]
 
     with duckdb.connect(summary["snapshot"], read_only=True) as con:
         assert con.execute("SELECT count(*) FROM listing_valuations").fetchone()[0] == summary["valued"]
         assert con.execute("SELECT version FROM model_registry WHERE status = 'champion'").fetchone()[0] \
             == summary["model_version"]
+        assert con.execute("SELECT kind, served_by FROM retraining_requests").fetchall() == [
+            ("no_champion", summary["model_version"])]
 
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.get()
-    runs = instance.get_runs()
-    assert {r.job_name for r in runs} == {"crawl_job", "batch_job"}
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    runs = {r.job_name: r for r in instance.get_runs()}
+    assert set(runs) == {"crawl_job", "batch_job", "training_job"}
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs.values())
+    # Each run was requested by the project's own schedule or sensor, and is tagged like a daemon's run.
+    assert runs["crawl_job"].tags["dagster/schedule_name"] == "daily_crawl"
+    assert runs["batch_job"].tags["dagster/sensor_name"] == "landing_sensor"
+    assert runs["training_job"].tags["dagster/sensor_name"] == "retraining_sensor"
+    assert runs["training_job"].tags["carprice/trigger"] == "no_champion"
     assert instance.get_latest_materialization_event(dg.AssetKey("listing_valuations")) is not None
     assert instance.get_dynamic_partitions("batches") == [summary["batch_id"]]
 
 
-def test_carprice_run_with_an_unknown_source_fails_clearly(tmp_path):
+@pytest.mark.parametrize(("args", "message"), [
+    (["--days", "3", "--demo"], "--demo needs at least 6 days"),
+    (["--shifts", "truck+30%@4"], "unknown segment 'truck'"),
+    (["--faults", "prices_x100@soon"], "the day after '@' must be a whole number"),
+    (["--faults", "teleport"], "unknown fault 'teleport'"),
+    (["--days", "0"], "days must be at least 1"),
+])
+def test_carprice_run_refuses_bad_options_clearly(tmp_path, args, message):
     carprice = Path(sys.executable).with_name("carprice")
-    proc = subprocess.run([str(carprice), "run", "--source", "nowhere", "--data-dir", str(tmp_path)],
+    proc = subprocess.run([str(carprice), "run", *args, "--data-dir", str(tmp_path)],
                           env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home")},
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "unknown source 'nowhere'" in proc.stderr
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr

@@ -14,7 +14,8 @@ import pytest
 from carprice.market.catalogue import MODELS, makes
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import ROBOTS_TXT, detail_page, index_page
-from carprice.market.server import MarketplaceServer, running_marketplace
+from carprice.market.server import MarketplaceServer, main, running_marketplace
+from carprice.market.shifts import MarketShift, format_shifts, parse_shifts, shift_multiplier
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,135 @@ def test_marketplace_process_starts_and_stops():
             assert resp.status == 200
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + "/robots.txt", timeout=2)
+
+
+# --- market shifts: a segment's prices move from some day on ---------------------------------------
+
+SHIFT_BASE = MarketConfig.for_active_listings(500, seed=4)
+SUV_SHIFT = MarketShift("suv", 1.3, start_day=10, ramp_days=4)
+
+
+def _twins(day: int, shifts=(SUV_SHIFT,)) -> list[tuple]:
+    """(unshifted, shifted) pairs of every listing listed on ``day`` in two markets that differ only by ``shifts``."""
+    base, shifted = Market(SHIFT_BASE), Market(replace(SHIFT_BASE, shifts=shifts))
+    first = (day + SHIFT_BASE.warmup_days) * SHIFT_BASE.daily_new
+    pairs = [(base.listing(i), shifted.listing(i)) for i in range(first, first + SHIFT_BASE.daily_new)]
+    assert all(b.listed_day == day for b, _ in pairs)
+    return pairs
+
+
+def _assert_scaled(base, shifted, factor: float) -> None:
+    assert shifted.fair_price_eur == pytest.approx(factor * base.fair_price_eur, rel=1e-12)
+    if not base.absurd_price:
+        assert shifted.asking_price_eur == pytest.approx(factor * base.asking_price_eur, rel=1e-12)
+    same_otherwise = replace(shifted, fair_price_eur=base.fair_price_eur, asking_price_eur=base.asking_price_eur)
+    assert same_otherwise == base, "a shift changes the price and nothing else"
+
+
+def test_shifted_segment_costs_factor_times_more_once_the_ramp_is_over():
+    pairs = [pair for day in range(14, 24) for pair in _twins(day)]
+    suvs = [(b, s) for b, s in pairs if b.car.spec.body == "suv"]
+    others = [(b, s) for b, s in pairs if b.car.spec.body != "suv"]
+    assert len(suvs) >= 20 and len(others) >= 20
+    for base, shifted in suvs:
+        _assert_scaled(base, shifted, 1.3)
+    assert all(base == shifted for base, shifted in others), "other segments keep their price"
+
+
+def test_listings_from_before_the_shift_keep_their_price():
+    for day in (0, 5, 9, 10):  # on start_day the ramp is still at 1
+        assert all(base == shifted for base, shifted in _twins(day))
+
+
+def test_the_ramp_goes_linearly_from_one_to_the_factor():
+    midpoint = [(b, s) for b, s in _twins(12) if b.car.spec.body == "suv"]
+    assert midpoint
+    for base, shifted in midpoint:
+        _assert_scaled(base, shifted, 1.15)
+    assert [SUV_SHIFT.multiplier(d) for d in (9, 10, 11, 12, 13, 14, 99)] == pytest.approx(
+        [1.0, 1.0, 1.075, 1.15, 1.225, 1.3, 1.3])
+    step = MarketShift("electric", 0.8, start_day=5, ramp_days=0)
+    assert (step.multiplier(4), step.multiplier(5)) == (1.0, 0.8)
+
+
+def test_a_fuel_can_be_shifted_and_overlapping_shifts_compound():
+    ev = MarketShift("electric", 0.85, start_day=0, ramp_days=0)
+    electric = [(b, s) for b, s in _twins(3, shifts=(ev,)) if b.car.fuel == "electric"]
+    assert electric
+    for base, shifted in electric:
+        _assert_scaled(base, shifted, 0.85)
+    assert shift_multiplier((SUV_SHIFT, ev), "suv", "electric", 30) == pytest.approx(1.3 * 0.85)
+    assert shift_multiplier((SUV_SHIFT, ev), "sedan", "petrol", 30) == 1.0
+
+
+def test_electric_cars_are_a_fair_share_of_the_market_for_a_shift_demo(listings):
+    # A demo shift should move enough listings to show up in the metrics but not the whole market.
+    share = sum(1 for lst in listings if lst.car.fuel == "electric") / len(listings)
+    assert 0.15 < share < 0.35, share
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("suv+30%@40", (MarketShift("suv", 1.3, 40),)),
+    ("suv+30%@40,electric-15%@60", (MarketShift("suv", 1.3, 40), MarketShift("electric", 0.85, 60))),
+    (" SUV+30%@40~3 , ", (MarketShift("suv", 1.3, 40, ramp_days=3),)),
+    ("van+12.5%@-3~0", (MarketShift("van", 1.125, -3, ramp_days=0),)),
+    ("", ()),
+])
+def test_shift_specs_parse(spec, expected):
+    assert parse_shifts(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["suv+30%@40", "suv+30%@40,electric-15%@60~3", "van+12.5%@-3~0", "lpg-0.1%@0~14"])
+def test_shift_specs_round_trip(spec):
+    assert format_shifts(parse_shifts(spec)) == spec
+    assert parse_shifts(format_shifts(parse_shifts(spec))) == parse_shifts(spec)
+
+
+def test_any_shift_round_trips_through_its_spec():
+    shifts = (MarketShift("suv", 1 / 3, 7), MarketShift("hybrid", 2, 0, 1), MarketShift("mpv", 1.0000001, 5))
+    assert parse_shifts(format_shifts(shifts)) == shifts
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("suv+30@40", "bad market shift 'suv+30@40'; expected SEGMENT(+|-)PCT%@DAY"),
+    ("suv+30%", "expected SEGMENT(+|-)PCT%@DAY"),
+    ("suv*2%@40", "expected SEGMENT(+|-)PCT%@DAY"),
+    ("suv+30%@40~x", "expected SEGMENT(+|-)PCT%@DAY"),
+    ("truck+30%@40", "unknown segment 'truck'; valid body types: convertible, coupe, estate, hatchback, mpv, pickup,"
+                     " sedan, suv, van; valid fuels: diesel, electric, hybrid, lpg, petrol"),
+    ("suv-100%@40", "a price cannot fall by 100% or more"),
+])
+def test_bad_shift_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(ValueError) as err:
+        parse_shifts(spec)
+    assert message in str(err.value)
+
+
+def test_shifts_are_validated_and_the_config_stays_hashable():
+    for bad in (("Suv", 1.3, 1), ("suv", 0, 1), ("suv", float("inf"), 1), ("suv", 1.3, 1.5), ("suv", 1.3, 1, -1)):
+        with pytest.raises(ValueError):
+            MarketShift(*bad)
+    config = MarketConfig(shifts=[MarketShift("suv", 1.3, 40)])
+    assert config.shifts == (MarketShift("suv", 1.3, 40),) and hash(config) == hash(MarketConfig(shifts="suv+30%@40"))
+    with pytest.raises(ValueError, match="MarketShift"):
+        MarketConfig(shifts=["suv+30%@40"])
+
+
+def test_server_cli_rejects_a_bad_shift_spec(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--shifts", "truck+30%@40"])
+    assert exit_.value.code == 2
+    assert "unknown segment 'truck'" in capsys.readouterr().err
+
+
+def test_marketplace_process_serves_the_shifted_market():
+    shifts = (MarketShift("suv", 2.0, start_day=0, ramp_days=0),)
+    shifted = Market(MarketConfig.for_active_listings(200, seed=1, shifts=shifts))
+    plain = Market(MarketConfig.for_active_listings(200, seed=1))
+    suv = next(shifted.listing(int(i)) for i in shifted.active_ids(3)
+               if shifted.listing(int(i)).car.spec.body == "suv" and shifted.listing(int(i)).listed_day >= 0)
+    with running_marketplace(seed=1, day=3, listings=200, shifts=shifts) as url:
+        with urllib.request.urlopen(url + suv.path, timeout=10) as resp:
+            served = resp.read()
+    assert served == detail_page(shifted, suv, 3)
+    assert served != detail_page(plain, plain.listing(suv.id), 3)

@@ -33,12 +33,17 @@ from carprice.warehouse import Warehouse
 from carprice_tests.conftest import SMALL_MARKET, copy_batch
 
 
-def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance,
-              run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
         instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     return build_definitions(settings).resolve_job_def("batch_job").execute_in_process(
-        instance=instance, partition_key=batch_id, raise_on_error=False, run_config=run_config)
+        instance=instance, partition_key=batch_id, raise_on_error=False)
+
+
+def train(settings: Settings, instance: dg.DagsterInstance, run_config: dict | None = None) -> None:
+    result = build_definitions(settings).resolve_job_def("training_job").execute_in_process(
+        instance=instance, run_config=run_config)
+    assert result.success
 
 
 # A promotion rule that lets any working challenger through, for tests that need a new champion.
@@ -59,8 +64,9 @@ def baseline(tmp_path_factory, crawled_batch) -> Settings:
     root = tmp_path_factory.mktemp("baseline")
     settings = Settings(data_dir=root / "data", dagster_home=root / "home", **SMALL_MARKET, crawl_timeout_s=300)
     batch = copy_batch(crawled_batch, settings.landing_dir)
-    result = run_batch(settings, batch.batch_id, dg.DagsterInstance.ephemeral())
-    assert result.success
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_batch(settings, batch.batch_id, instance).success
+    train(settings, instance)
     return settings
 
 
@@ -97,7 +103,13 @@ def test_a_clean_next_day_passes_every_check(platform):
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert len(result.get_asset_check_evaluations()) == 5
     after = state(platform)
-    assert after["models"] == before["models"] + 1, "a challenger was trained and judged"
+    assert after["models"] == before["models"], "training waits for the cadence or a monitoring trigger"
+    assert after["champion"] == before["champion"]
+    monitored = result.asset_materializations_for_node("batch_monitoring")[0].metadata
+    assert monitored["status"].value == "monitored" and monitored["n_fresh"].value > 0
+    wh = Warehouse(platform.warehouse_path)
+    assert wh.query("SELECT batch_id FROM monitoring_reports")["batch_id"].tolist() == [batch_id]
+    assert wh.query("SELECT count(*) AS n FROM alerts").iloc[0]["n"] == 0
 
 
 FAULT_EXPECTATIONS = {
@@ -116,7 +128,8 @@ FAULT_EXPECTATIONS = {
 def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, fault):
     before = state(platform)
     batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({fault}))
-    result = run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_batch(platform, batch_id, instance)
 
     assert not result.success
     failed = failed_checks(result)
@@ -134,6 +147,13 @@ def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, faul
         assert check_name in status["reason"]
     raw = wh.query("SELECT count(*) AS n FROM raw_listings WHERE batch_id = ?", [batch_id]).iloc[0]["n"]
     assert raw > 0, "the quarantined rows stay for inspection"
+    alerts = wh.query("SELECT kind, subject, message FROM alerts ORDER BY kind, message")
+    assert set(alerts["subject"]) == {batch_id}
+    assert sorted(m.split(" failed")[0] for m in alerts[alerts["kind"] == "check_failed"]["message"]) == sorted(failed)
+    (quarantined,) = alerts[alerts["kind"] == "batch_quarantined"]["message"]
+    assert f"carprice batches readmit {batch_id}" in quarantined
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if "ALERT [batch_quarantined]" in e.user_message]
+    assert logged, "the alert is a line in the run log too"
     after = state(platform)
     assert after["champion"] == before["champion"] and after["models"] == before["models"]
     assert after["valuations"].equals(before["valuations"])
@@ -162,8 +182,9 @@ def test_readmitted_batch_flows_through(platform):
         readmit(wh, "automarkt-nope", "ana", "fine")
     readmit(wh, batch_id, "ana", "the site added a VIN and CO2; harmless")
 
-    result = run_batch(platform, batch_id, instance, ALWAYS_PROMOTE)
+    result = run_batch(platform, batch_id, instance)
     assert result.success
+    train(platform, instance, ALWAYS_PROMOTE)
     waived = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_SOURCE_FIELDS][0]
     assert waived.passed and waived.metadata["readmitted_by"].value == "ana"
     status = batch_statuses(wh).set_index("batch_id").loc[batch_id]
@@ -222,8 +243,9 @@ def test_readmit_job_records_the_review(platform):
 
 def test_cli_rollback_makes_the_earlier_champion_serve_again(platform):
     first = state(platform)["champion"]
-    assert run_batch(platform, crawl_day(platform, SMALL_MARKET["market_day"] + 1),
-                     dg.DagsterInstance.ephemeral(), ALWAYS_PROMOTE).success
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_batch(platform, crawl_day(platform, SMALL_MARKET["market_day"] + 1), instance).success
+    train(platform, instance, ALWAYS_PROMOTE)
     second = state(platform)["champion"]
     assert second != first
 

@@ -1,25 +1,35 @@
-"""Automation: a daily crawl per source, and a sensor that processes each batch as it lands."""
+"""Automation: a daily crawl per source, a sensor that processes each batch as it lands, and a sensor that
+retrains when the cadence is reached or a batch's monitoring asks for it.
+
+Sensors read only the landing zone and Dagster's own event log, never the warehouse: DuckDB lets no
+other process open the file while a run writes it.
+"""
 
 import json
 
 import dagster as dg
 
-from carprice.config import SOURCES
+from carprice.config import SOURCES, MonitoringConfig
 from carprice.defs.ingestion import raw_listings
-from carprice.defs.jobs import batch_job, crawl_job
+from carprice.defs.jobs import batch_job, crawl_job, training_job
+from carprice.defs.monitoring import batch_monitoring
+from carprice.defs.training import challenger_model
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.landing import scan_landing
+from carprice.retraining import TRIGGER_KIND_TAG, TRIGGER_REASON_TAG, MonitoredBatch, training_due
 
 
 @dg.schedule(job=crawl_job, cron_schedule="0 6 * * *", default_status=dg.DefaultScheduleStatus.RUNNING)
 def daily_crawl(context: dg.ScheduleEvaluationContext):
-    """Crawl every configured source once a day."""
+    """Crawl every configured source once a day, as the site is on the tick's date."""
+    day = context.scheduled_execution_time
     for source in SOURCES:
-        yield dg.RunRequest(run_key=f"{source}-{context.scheduled_execution_time:%Y%m%d}", partition_key=source)
+        yield dg.RunRequest(run_key=f"{source}-{day:%Y%m%d}", partition_key=source,
+                            run_config={"ops": {"scraped_batch": {"config": {"as_of": f"{day:%Y-%m-%d}"}}}})
 
 
-@dg.sensor(job=batch_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=batch_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource) -> dg.SensorResult:
     """Each new complete batch in the landing zone becomes one batch_job run for its partition.
 
@@ -43,3 +53,36 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZon
         dynamic_partitions_requests=[batch_partitions.build_add_request([b for b in todo if b not in known])],
         cursor=cursor,
     )
+
+
+def _monitored_since_last_training(instance: dg.DagsterInstance) -> list[MonitoredBatch]:
+    last = instance.fetch_materializations(challenger_model.key, limit=1).records
+    after = last[0].storage_id if last else None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=batch_monitoring.key, after_storage_id=after), limit=10_000,
+        ascending=True).records
+    out = []
+    for record in records:
+        materialization = record.asset_materialization
+        meta = {k: v.value for k, v in materialization.metadata.items()} if materialization else {}
+        out.append(MonitoredBatch(batch_id=record.partition_key or "", retrain_requested=bool(
+            meta.get("retrain_requested", False)), reasons=tuple(meta.get("trigger_reasons") or ()),
+            kinds=tuple(k for k in str(meta.get("trigger_kinds", "")).split(",") if k)))
+    return out
+
+
+@dg.sensor(job=training_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Train when a batch monitored since the last training asks for it (drift, decay, no model), or on cadence.
+
+    The request names the newest monitored batch, so the same data never starts two trainings.
+    """
+    monitored = _monitored_since_last_training(context.instance)
+    request = training_due(monitored, MonitoringConfig().retrain_every_batches)
+    if request is None:
+        return dg.SensorResult(skip_reason=dg.SkipReason(
+            f"{len(monitored)} batch(es) monitored since the last training; none asked for retraining and the "
+            f"cadence is every {MonitoringConfig().retrain_every_batches}"))
+    context.log.info("requesting training (%s): %s", request.kind, request.reason)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=request.run_key, tags={
+        TRIGGER_KIND_TAG: request.kind, TRIGGER_REASON_TAG: request.reason[:2000]})])

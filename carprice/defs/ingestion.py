@@ -4,9 +4,10 @@ import dataclasses
 
 import dagster as dg
 
+from carprice.alerts import Alert
 from carprice.config import ValidationConfig
 from carprice.defs.partitions import batch_partitions
-from carprice.defs.resources import LandingZoneResource, WarehouseResource
+from carprice.defs.resources import AlertsResource, LandingZoneResource, WarehouseResource
 from carprice.defs.scraping import scraped_batch
 from carprice.landing import BatchError, find_batch
 from carprice.validation.admission import Verdict, validate_batch
@@ -42,6 +43,17 @@ def _check_result(outcome: Outcome, verdict: Verdict) -> dg.AssetCheckResult:
                                severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
 
 
+def quarantine_alerts(verdict: Verdict) -> list[Alert]:
+    """One alert per failed check, and one for the quarantined batch saying how to let it through."""
+    failed = [Alert("check_failed", verdict.batch_id, f"{o.name} failed: {o.summary}",
+                    details={"check": o.name, "failures": o.failures}) for o in verdict.failed]
+    names = ", ".join(o.name for o in verdict.failed)
+    return failed + [Alert("batch_quarantined", verdict.batch_id,
+                           f"quarantined ({names}); nothing downstream uses it. After review: "
+                           f"carprice batches readmit {verdict.batch_id} --by NAME --note WHY",
+                           severity="error", details={"failed_checks": [o.name for o in verdict.failed]})]
+
+
 @dg.asset(
     partitions_def=batch_partitions,
     deps=[dg.AssetDep(scraped_batch, partition_mapping=dg.AllPartitionMapping())],
@@ -53,7 +65,7 @@ def _check_result(outcome: Outcome, verdict: Verdict) -> dg.AssetCheckResult:
     pool="warehouse",
 )
 def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig, warehouse: WarehouseResource,
-                 landing_zone: LandingZoneResource) -> dg.MaterializeResult:
+                 landing_zone: LandingZoneResource, alerts: AlertsResource) -> dg.MaterializeResult:
     """Listings and rejects of one batch exactly as scraped, validated; a failing batch is quarantined."""
     try:
         batch = find_batch(landing_zone.root, context.partition_key)
@@ -64,8 +76,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig,
     counts = wh.ingest_batch(batch)
     verdict = validate_batch(wh, batch, cfg)
     if not verdict.admitted:
-        context.log.warning("batch %s quarantined: %s", batch.batch_id,
-                            "; ".join(f"{o.name}: {o.summary}" for o in verdict.failed))
+        alerts.send(wh, quarantine_alerts(verdict), context)
     top = wh.query("SELECT reason, count(*) AS n FROM raw_rejects WHERE batch_id = ? GROUP BY reason "
                    "ORDER BY n DESC LIMIT 10", [batch.batch_id])
     return dg.MaterializeResult(

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from carprice.alerts import Alert, load_hook, raise_alerts
 from carprice.config import SOURCES, Settings, load_settings
+from carprice.market.faults import faults_on_day, parse_fault_schedule
+from carprice.market.shifts import parse_shifts
 from carprice.scraping import CrawlResult, crawl_source
 from carprice.warehouse import Warehouse
 
@@ -48,16 +51,52 @@ class ScraperResource(dg.ConfigurableResource):
     market_seed: int = 7
     market_day: int = 0
     market_listings: int = 3000
-    market_faults: str = ""  # comma-separated fault names, for fault-injection runs
+    market_faults: str = ""  # comma-separated fault names ("name@DAY": that market day only)
+    market_shifts: str = ""  # market shift episodes, e.g. "suv+30%@40"
     timeout_s: int = 1800
 
-    def crawl(self, source_name: str) -> CrawlResult:
+    def crawl(self, source_name: str, market_day: int | None = None) -> CrawlResult:
+        """Crawl one source; the embedded marketplace shows ``market_day`` (the configured day by default)."""
         if source_name not in SOURCES:
             raise dg.Failure(f"unknown source {source_name!r}; configured: {sorted(SOURCES)}")
-        faults = frozenset(f for f in self.market_faults.split(",") if f)
+        day = self.market_day if market_day is None else market_day
+        try:
+            faults = faults_on_day(parse_fault_schedule(self.market_faults), day)
+            shifts = parse_shifts(self.market_shifts)
+        except ValueError as exc:
+            raise dg.Failure(f"bad marketplace settings: {exc}") from exc
         return crawl_source(SOURCES[source_name], Path(self.landing_dir), market_seed=self.market_seed,
-                            market_day=self.market_day, market_listings=self.market_listings,
-                            market_faults=faults, timeout_s=self.timeout_s)
+                            market_day=day, market_listings=self.market_listings, market_faults=faults,
+                            market_shifts=shifts, timeout_s=self.timeout_s)
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Where alerts go besides the run log and the alerts table: one hook function, named in the settings."""
+
+    hook: str = ""  # "package.module:function"
+
+    def send(self, wh: Warehouse, alerts: list[Alert], context: dg.AssetExecutionContext) -> int:
+        try:
+            hook = load_hook(self.hook)
+        except ValueError as exc:
+            context.log.error("alerts are recorded but not sent: %s", exc)
+            hook = None
+        return raise_alerts(wh, alerts, log=context.log, hook=hook, run_id=context.run.run_id)
+
+
+class ReportsResource(dg.ConfigurableResource):
+    """The folder of monitoring reports, and the URL it is served under (`carprice ui` serves it)."""
+
+    path: str
+    base_url: str = ""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path)
+
+    def url_of(self, report: Path) -> str:
+        relative = report.resolve().relative_to(self.root.resolve()).as_posix()
+        return self.base_url.rstrip("/") + "/" + relative
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -70,5 +109,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         "scraper": ScraperResource(landing_dir=str(settings.landing_dir), market_seed=settings.market_seed,
                                    market_day=settings.market_day, market_listings=settings.market_listings,
                                    market_faults=",".join(sorted(settings.market_faults)),
-                                   timeout_s=settings.crawl_timeout_s),
+                                   market_shifts=settings.market_shifts, timeout_s=settings.crawl_timeout_s),
+        "alerts": AlertsResource(hook=settings.alert_hook),
+        "reports": ReportsResource(path=str(settings.reports_dir), base_url=settings.reports_url),
     }

@@ -1,15 +1,35 @@
 """Stage 1: crawl a source into a new immutable batch in the landing zone."""
 
+from datetime import date
+
 import dagster as dg
 
 from carprice.defs.partitions import batch_partitions, source_partitions
 from carprice.defs.resources import ScraperResource
+from carprice.market.generator import MarketConfig
+
+
+class CrawlConfig(dg.Config):
+    """Which day's market the embedded marketplace shows (real sites are crawled as they are)."""
+
+    as_of: str = ""  # ISO date; the daily schedule sets its tick's date. Empty: the configured market day.
+
+
+def market_day_of(as_of: str) -> int | None:
+    """The simulated marketplace's day number for an ISO date (its calendar starts on MarketConfig.start_date)."""
+    if not as_of:
+        return None
+    try:
+        return (date.fromisoformat(as_of) - MarketConfig.start_date).days
+    except ValueError as exc:
+        raise dg.Failure(f"as_of must be an ISO date like 2026-03-01, got {as_of!r}") from exc
 
 
 @dg.asset(partitions_def=source_partitions, group_name="scraping", kinds={"scrapy"})
-def scraped_batch(context: dg.AssetExecutionContext, scraper: ScraperResource) -> dg.MaterializeResult:
+def scraped_batch(context: dg.AssetExecutionContext, config: CrawlConfig,
+                  scraper: ScraperResource) -> dg.MaterializeResult:
     """A fresh crawl of one source, landed as a batch (listings, rejects, manifest)."""
-    result = scraper.crawl(context.partition_key)
+    result = scraper.crawl(context.partition_key, market_day_of(config.as_of))
     batch = result.batch
     context.instance.add_dynamic_partitions(batch_partitions.name, [batch.batch_id])
     counts = batch.manifest.get("counts", {})
@@ -17,6 +37,7 @@ def scraped_batch(context: dg.AssetExecutionContext, scraper: ScraperResource) -
     context.log.info("landed %s: %s", batch.batch_id, counts)
     return dg.MaterializeResult(metadata={
         "batch_id": batch.batch_id,
+        "as_of": config.as_of or "configured day",
         "listings": counts.get("listings", 0),
         "rejects": counts.get("rejects", 0),
         "pages": pages,

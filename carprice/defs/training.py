@@ -7,12 +7,14 @@ import numpy as np
 import pandas as pd
 
 from carprice import modeling
-from carprice.config import PromotionConfig
+from carprice.config import MonitoringConfig, PromotionConfig
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.resources import ModelStoreResource, WarehouseResource
 from carprice.features import build_features
+from carprice.monitoring import REFERENCE_FILE, reference_sample
 from carprice.promotion import evaluate_challenger
 from carprice.registry import code_version, get_model, register_challenger
+from carprice.retraining import TRIGGER_REASON_TAG, serve_retraining_requests
 from carprice.validation.admission import admitted_batch_ids
 
 
@@ -59,11 +61,16 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
     batches = admitted_batch_ids(wh)
     code = code_version()
     cutoff = holdout["listed_at"].min()
+    # Why this model exists: the retraining sensor tags its runs; anything else was asked for by a person.
+    because = context.run.tags.get(TRIGGER_REASON_TAG, "requested by hand")
     saved = modeling.save_model(model, model_store.root, trained_at, extra={
-        "train_batches": batches, "code_version": code, "train_cutoff": str(cutoff)})
+        "train_batches": batches, "code_version": code, "train_cutoff": str(cutoff), "trained_because": because})
+    # The training rows monitoring compares later batches with (not part of the model's checksum).
+    reference_sample(train, MonitoringConfig().reference_rows).to_parquet(saved.path / REFERENCE_FILE)
     register_challenger(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
                         features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
-                        train_cutoff=cutoff)
+                        train_cutoff=cutoff, trained_because=because)
+    served = serve_retraining_requests(wh, saved.version)
     importance = pd.Series(model.booster.feature_importance("gain"), index=model.features).nlargest(10)
     context.log.info("challenger %s trained on %d listings before %s", saved.version, len(train), cutoff.date())
     return dg.MaterializeResult(metadata={
@@ -74,6 +81,8 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
         "rounds": model.params["num_boost_round"],
         "interval_log_offsets": dg.MetadataValue.json([round(x, 4) for x in model.interval]),
         "train_batches": len(batches),
+        "trained_because": dg.MetadataValue.text(because),
+        "retraining_requests_served": served,
         "code_version": code,
         "artifact": dg.MetadataValue.path(str(saved.path / "model.txt")),
         "top_features_by_gain": dg.MetadataValue.md(importance.round(0).rename("gain").to_frame().to_markdown()),

@@ -6,7 +6,7 @@ from carprice.defs.resources import WarehouseResource
 from carprice.defs.training import champion_model, listing_features
 from carprice.modeling import ModelArtifactError, load_model
 from carprice.registry import NoChampionError, champion
-from carprice.valuation import find_deals, value_listings
+from carprice.valuation import find_deals, no_valuations, value_listings
 
 
 @dg.asset(deps=[champion_model, listing_features], group_name="valuation", kinds={"duckdb", "lightgbm"},
@@ -16,8 +16,14 @@ def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     wh = warehouse.get()
     try:
         serving = champion(wh)
+    except NoChampionError:
+        # Before the first model is promoted there is nothing to value with; the retraining sensor trains one.
+        wh.replace_table("listing_valuations", no_valuations())
+        context.log.warning("no champion model yet: no listing valued")
+        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "model_version": "none yet"})
+    try:
         model = load_model(serving.artifact_path, expected_sha256=serving.sha256)
-    except (NoChampionError, ModelArtifactError) as exc:
+    except ModelArtifactError as exc:
         raise dg.Failure(str(exc)) from exc
     current = wh.query(
         "SELECT f.* FROM listing_features f JOIN clean_listings c USING (url) WHERE c.is_current")

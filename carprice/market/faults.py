@@ -83,6 +83,27 @@ def parse_faults(text: str | None) -> frozenset[str]:
     return validate_faults(name.strip() for name in (text or "").split(",") if name.strip())
 
 
+def parse_fault_schedule(text: str | None) -> frozenset[str]:
+    """Faults from a comma-separated list where ``name@DAY`` applies on that market day only."""
+    entries = frozenset(entry.strip() for entry in (text or "").split(",") if entry.strip())
+    for entry in entries:
+        name, at, day = entry.partition("@")
+        if at and not day.strip().lstrip("-").isdigit():
+            raise ValueError(f"fault {entry!r}: the day after '@' must be a whole number, e.g. prices_x100@7")
+        validate_faults([name.strip()])
+    return entries
+
+
+def faults_on_day(schedule: Iterable[str], day: int) -> frozenset[str]:
+    """The faults of a schedule (see ``parse_fault_schedule``) that apply on market day ``day``."""
+    out = set()
+    for entry in schedule:
+        name, at, on = entry.partition("@")
+        if not at or int(on) == day:
+            out.add(name.strip())
+    return validate_faults(out)
+
+
 # --- prices and structured data ------------------------------------------------------------
 
 def stated_price(listing: Listing, day: int, faults: frozenset[str]) -> tuple[int, str]:

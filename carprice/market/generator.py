@@ -1,7 +1,8 @@
 """Seeded generator of a used-car market that changes day by day.
 
 Every listing is a pure function of ``(seed, listing id)``: its car, its asking
-price and the way its page is written.  Which listings are on sale on a given
+price and the way its page is written (market shifts in the config scale the
+price of a segment, still as a pure function of the listing's date).  Which listings are on sale on a given
 day is a cheap vectorised function of the ids, so a market of any size costs
 nothing until a page of it is asked for.
 """
@@ -16,8 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from carprice.config import MARKET_CALENDAR_START
 from carprice.market.catalogue import MODELS, ModelSpec
 from carprice.market.faults import validate_faults
+from carprice.market.shifts import MarketShift, shift_multiplier, validate_shifts
 
 # A model year goes on sale in the autumn before it (as real launches do).
 _LAUNCH_MONTH = 9
@@ -72,11 +75,12 @@ _MAKE_ALIASES = {
 class MarketConfig:
     """The knobs of a simulated market; the same config and day give the same site.
 
-    ``faults`` names the site breakages to inject (see ``carprice.market.faults``).
+    ``faults`` names the site breakages to inject (see ``carprice.market.faults``); ``shifts`` are real
+    changes in what a segment of cars is worth from some day on (see ``carprice.market.shifts``).
     """
 
     seed: int = 7
-    start_date: date = date(2026, 1, 1)
+    start_date: date = MARKET_CALENDAR_START
     daily_new: int = 100
     mean_days_on_market: float = 30.0
     warmup_days: int = _MAX_DAYS_ON_MARKET
@@ -86,10 +90,13 @@ class MarketConfig:
     microdata_share: float = 0.15
     page_size: int = 50
     faults: frozenset[str] = frozenset()
+    shifts: tuple[MarketShift, ...] = ()
 
     def __post_init__(self) -> None:
-        # Any iterable of names is accepted; the config keeps a frozenset so it stays hashable.
+        # Any iterable is accepted (shifts also as a text spec); the config keeps a frozenset and a tuple
+        # so it stays hashable.
         object.__setattr__(self, "faults", validate_faults(self.faults))
+        object.__setattr__(self, "shifts", validate_shifts(self.shifts))
 
     @classmethod
     def for_active_listings(cls, n: int, **kwargs) -> "MarketConfig":
@@ -262,7 +269,7 @@ class Market:
         )
 
     def fair_price(self, car: Car, listed_on: date, region_factor: float, seller_type: str) -> float:
-        """What the car is worth on ``listed_on`` before noise: the market's true pricing rule."""
+        """What the car is worth on ``listed_on`` before noise: the market's true pricing rule, shifts included."""
         spec = car.spec
         years_since_base = (listed_on - date(_PRICE_BASE_YEAR, 1, 1)).days / 365.25
         inflation = (1 + self.config.inflation_per_year) ** years_since_base
@@ -278,7 +285,9 @@ class Market:
         seller = 1.07 if seller_type == "dealer" else 0.96
         value = (spec.new_price_eur * inflation * power_factor * depreciation * fuel_factor * gearbox
                  * trim * damage * seller * region_factor * _CONDITION_FACTOR[car.condition])
-        return max(300.0, value)
+        # The shift multiplies the floored price so a shifted listing is worth exactly factor times its twin.
+        shift = shift_multiplier(self.config.shifts, spec.body, car.fuel, (listed_on - self.config.start_date).days)
+        return max(300.0, value) * shift
 
     def listing(self, listing_id: int) -> Listing:
         """The listing with this id, whether or not it is on sale today."""

@@ -2,7 +2,8 @@
 
 Pages are rendered on request, so start-up costs nothing whatever the market size.
 ``running_marketplace`` starts the site in its own process and yields its URL;
-``--faults`` (or ``faults=``) makes it serve the breakages of ``carprice.market.faults``.
+``--faults`` (or ``faults=``) makes it serve the breakages of ``carprice.market.faults``;
+``--shifts`` (or ``shifts=``) changes what a segment of cars is worth (``carprice.market.shifts``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from carprice.market.faults import parse_faults, validate_faults
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import ROBOTS_TXT, detail_page, home_page, index_page
+from carprice.market.shifts import MarketShift, format_shifts, parse_shifts, validate_shifts
 
 _DETAIL = re.compile(r"^/cars/(\d+)(?:-[^/]*)?/?$")
 LOOPBACK = "127.0.0.1"
@@ -85,13 +87,16 @@ class MarketplaceServer(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def running_marketplace(seed: int, day: int, listings: int, faults: frozenset[str] = frozenset(),
-                        timeout: float = 30.0) -> Iterator[str]:
-    """Run the marketplace (with ``faults``) in a child process for the duration of the block; yields its base URL."""
+                        timeout: float = 30.0, shifts: tuple[MarketShift, ...] = ()) -> Iterator[str]:
+    """Run the marketplace (with ``faults`` and ``shifts``) in a child process for the block; yields its base URL."""
     cmd = [sys.executable, "-m", "carprice.market.server", "--seed", str(seed), "--day", str(day),
            "--listings", str(listings), "--port", "0"]
     faults = validate_faults(faults)
     if faults:
         cmd += ["--faults", ",".join(sorted(faults))]
+    shifts = validate_shifts(shifts)
+    if shifts:
+        cmd += ["--shifts", format_shifts(shifts)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -116,16 +121,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listings", type=int, default=3000, help="listings on sale on any day")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--faults", default="", help="comma-separated faults to inject, e.g. broken_pages,prices_x100")
+    parser.add_argument("--shifts", default="", help="comma-separated market shifts SEGMENT(+|-)PCT%%@DAY[~RAMP], "
+                        "e.g. suv+30%%@40,electric-15%%@60~3 (prices of cars listed from that day on)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
         faults = parse_faults(args.faults)
+        shifts = parse_shifts(args.shifts)
     except ValueError as exc:
         parser.error(str(exc))
-    market = Market(MarketConfig.for_active_listings(args.listings, seed=args.seed, faults=faults))
+    market = Market(MarketConfig.for_active_listings(args.listings, seed=args.seed, faults=faults, shifts=shifts))
     server = MarketplaceServer(market, args.day, args.port, args.verbose)
     with_faults = f" faults={','.join(sorted(faults))}" if faults else ""
-    print(f"serving {server.url} day={args.day} seed={args.seed}{with_faults}", flush=True)
+    with_shifts = f" shifts={format_shifts(shifts)}" if shifts else ""
+    print(f"serving {server.url} day={args.day} seed={args.seed}{with_faults}{with_shifts}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
