@@ -49,6 +49,12 @@ def land_atomically(market: Market, day: int, landing: Path) -> str:
     return batch.batch_id
 
 
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Each step's duration in a run, in order."""
+    stats = sorted(instance.get_run_step_stats(run_id), key=lambda s: s.start_time or 0)
+    return ", ".join(f"{s.step_key} {s.end_time - s.start_time:.1f}" for s in stats if s.end_time and s.start_time)
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,6 +97,7 @@ def main() -> None:
         baseline_s = run.seconds
         status = wh.query("SELECT status FROM batch_status WHERE batch_id = ?", [baseline_batch]).iloc[0, 0]
         print(f"baseline: batch_job in process for {baseline_batch} ({status}): {baseline_s:.1f} s", flush=True)
+        print(f"  steps (s): {step_seconds(instance, run.result.run_id)}", flush=True)
 
         env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CARPRICE_DATA_DIR": str(settings.data_dir),
                "CARPRICE_MARKET_DAY": str(args.day), "CARPRICE_MARKET_LISTINGS": str(args.batch_listings)}
@@ -129,6 +136,7 @@ def main() -> None:
         print(f"  waiting for the sensor and the run to start {stats.start_time - landed:6.1f} s")
         print(f"  run until valuations + reports             {done - stats.start_time:6.1f} s")
         print(f"  landing -> valuations + reports             {latency:6.1f} s   (target <= 60 s)")
+        print(f"  steps (s): {step_seconds(instance, run.run_id)}")
         print(f"ratio automated/in-process baseline           {latency / baseline_s:6.2f}")
 
 

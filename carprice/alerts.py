@@ -2,14 +2,15 @@
 to one hook function that sends it elsewhere (chat, e-mail, a pager).
 
 The hook is named in the settings (``CARPRICE_ALERT_HOOK=package.module:function``) and receives each
-:class:`Alert`. A hook that fails is logged and recorded beside the alert; it never loses the alert or fails
-the run that raised it.
+:class:`Alert`. The alert is recorded before the hook is called; a hook that fails is logged and its error
+recorded beside the alert, so it never loses the alert or fails the run that raised it.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -56,8 +57,8 @@ def load_hook(spec: str) -> AlertHook | None:
         raise ValueError(f"an alert hook is named 'package.module:function', got {spec!r}")
     try:
         hook = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"alert hook {spec!r} cannot be loaded: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 (importing user code can raise anything; all of it means "not loadable")
+        raise ValueError(f"alert hook {spec!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
     if not callable(hook):
         raise ValueError(f"alert hook {spec!r} is not a function")
     return hook
@@ -65,21 +66,28 @@ def load_hook(spec: str) -> AlertHook | None:
 
 def raise_alerts(wh: Warehouse, alerts: Iterable[Alert], *, log: _Log, hook: AlertHook | None = None,
                  run_id: str | None = None) -> int:
-    """Log each alert, hand it to ``hook``, and record it with the delivery outcome; returns how many."""
-    rows = []
+    """Log and record each alert, then hand it to ``hook`` and record the outcome; returns how many."""
+    alerts = list(alerts)
+    if not alerts:
+        return 0
+    ids = [uuid.uuid4().hex for _ in alerts]
+    with wh.transaction() as con:
+        con.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", [
+            [alert_id, datetime.now(UTC), a.kind, a.severity, a.subject, a.message,
+             json.dumps(asdict(a)["details"], default=str), run_id] for alert_id, a in zip(ids, alerts)])
     for alert in alerts:
         log.warning(alert.line())
-        delivered, error = None, None
-        if hook is not None:
-            try:
-                hook(alert)
-                delivered = True
-            except Exception as exc:  # noqa: BLE001 (any notifier failure is recorded; the alert itself stays)
-                delivered, error = False, f"{type(exc).__name__}: {exc}"
-                log.error("alert hook failed for %s on %s: %s", alert.kind, alert.subject, error)
-        rows.append([datetime.now(UTC), alert.kind, alert.severity, alert.subject, alert.message,
-                     json.dumps(asdict(alert)["details"], default=str), run_id, delivered, error])
-    if rows:
-        with wh.transaction() as con:
-            con.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return len(rows)
+    if hook is None:
+        return len(alerts)
+    outcomes = []
+    for alert_id, alert in zip(ids, alerts):
+        try:
+            hook(alert)
+            outcomes.append([True, None, alert_id])
+        except Exception as exc:  # noqa: BLE001 (any notifier failure is recorded; the alert itself stays)
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("alert hook failed for %s on %s: %s", alert.kind, alert.subject, error)
+            outcomes.append([False, error, alert_id])
+    with wh.transaction() as con:
+        con.executemany("UPDATE alerts SET delivered = ?, delivery_error = ? WHERE alert_id = ?", outcomes)
+    return len(alerts)

@@ -37,9 +37,11 @@ LISTING_KEY_SQL = f"source || ':' || regexp_replace(url, '{_ORIGIN}', '', 'i')"
 def latest_observations(raw: pd.DataFrame) -> pd.DataFrame:
     """One row per listing: its newest observation, with when it was first and last seen."""
     raw = raw.assign(listing_key=listing_key(raw["source"], raw["url"])).sort_values(["scraped_at", "batch_id"])
-    seen = raw.groupby("listing_key")["scraped_at"].agg(first_seen_at="min", last_seen_at="max")
+    # Sorted by time, a listing's first row is when it was first seen and its last row is its newest
+    # observation (min/max on these strings would fall back to slow Python aggregation).
+    first = raw.drop_duplicates("listing_key", keep="first").set_index("listing_key")["scraped_at"]
     latest = raw.drop_duplicates("listing_key", keep="last").set_index("listing_key")
-    return latest.join(seen).reset_index()
+    return latest.assign(first_seen_at=first, last_seen_at=latest["scraped_at"]).reset_index()
 
 
 def mark_current(listings: pd.DataFrame, latest_batch_by_source: dict[str, str]) -> pd.Series:
@@ -93,7 +95,7 @@ def repost_of(df: pd.DataFrame) -> pd.Series:
     """
     key_cols = ["make", "model", "model_year", "mileage_km", "fuel", "color", "region", "seller_type"]
     keyed = df[key_cols].astype("string").fillna("?")
-    key = keyed.agg("|".join, axis=1)
+    key = keyed[key_cols[0]].str.cat([keyed[c] for c in key_cols[1:]], sep="|")
     # Too little information to call two posts the same car: never dedupe on a mostly empty key.
     weak = df["mileage_km"].isna() | df["model_year"].isna()
     order = df.sort_values(["listed_at", "last_seen_at", "url"]).index

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from carprice.config import PROJECT_DIR, load_settings
@@ -187,6 +188,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     reports = subprocess.Popen([sys.executable, "-m", "http.server", str(args.port + 1), "--bind", "127.0.0.1",
                                 "--directory", str(settings.reports_dir)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if reports.poll() is not None:
+        print(f"carprice: warning: the report server could not start on port {args.port + 1} (in use?); report "
+              "links in the UI will not open", file=sys.stderr)
     dagster = Path(sys.executable).with_name("dagster")
     try:
         return subprocess.call([str(dagster), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
@@ -270,10 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     from carprice.scraping import CrawlError
     from carprice.validation.admission import AdmissionError
 
+    import duckdb
+
     try:
         return args.func(args)
     except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        print(f"carprice: error: the warehouse is open in another process (a run of `carprice ui` on the same "
+              f"data folder?); try again when it has finished: {exc}", file=sys.stderr)
         return 2
 
 

@@ -86,7 +86,14 @@ class MonitoringConfig:
     prediction_drift_threshold: float = 0.1  # predicted prices: Wasserstein distance (std units)
     decay_margin: float = 0.2               # fresh-listing MAPE this much above the champion's requests retraining
     min_fresh_rows: int = 50                # fewer fresh listings: quality is reported, not judged
-    retrain_every_batches: int = 7          # the regular cadence: retrain after this many new admitted batches
+
+
+@dataclass(frozen=True)
+class RetrainingConfig:
+    """When the retraining sensor starts a training run."""
+
+    every_batches: int = 7            # the regular cadence: this many admitted batches since the last training
+    min_batches_between: int = 2      # a drift or decay trigger waits for this many (new data to learn from)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""Monitoring of one accepted batch against the serving (champion) model, and the rule that requests retraining.
+"""Monitoring of one admitted batch against the serving (champion) model, and the rule that requests retraining.
 
-One Evidently report compares the batch with a sample of the champion's training rows: drift of the
-monitored feature columns, of the champion's predicted prices and of asking prices, and the champion's
-error on the batch. ``monitor_batch`` runs it and summarises it; ``retraining_triggers`` is the pure
-rule that turns a summary into reasons to retrain. Nothing here imports Dagster, and Evidently is
-imported only inside the function that runs it, because importing it takes seconds.
+A drift report compares the batch with a sample of the champion's training rows: drift of the monitored
+feature columns, of the champion's predicted prices and of asking prices. A quality report gives the
+champion's error on the batch's listings it never saw (all of the batch when no subset is named).
+``monitor_batch`` runs them and summarises them; ``retraining_triggers`` is the pure rule that turns a
+summary into reasons to retrain. Nothing here imports Dagster, and Evidently is imported only inside the
+functions that run it, because importing it takes seconds.
 """
 
 from __future__ import annotations

@@ -11,23 +11,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from carprice.config import RetrainingConfig
 from carprice.warehouse import Warehouse
 
 # Run tags of training runs started by the retraining sensor: what kind of trigger, and why.
 TRIGGER_KIND_TAG = "carprice/trigger"
 TRIGGER_REASON_TAG = "carprice/trigger_reason"
 NO_CHAMPION = "no_champion"
+NO_REFERENCE = "no_reference"
 CADENCE = "cadence"
+# Triggers that mean there is nothing to compare with: training is due at once, whatever the backoff.
+_URGENT = {NO_CHAMPION, NO_REFERENCE}
 
 
 @dataclass(frozen=True)
 class MonitoredBatch:
-    """One batch's monitoring outcome, as its materialization recorded it."""
+    """One batch's monitoring outcome, as its materialization recorded it (``record`` orders them)."""
 
     batch_id: str
     retrain_requested: bool
     reasons: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
+    record: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,25 +44,31 @@ class TrainingRequest:
     run_key: str
 
 
-def training_due(monitored: Sequence[MonitoredBatch], every_batches: int) -> TrainingRequest | None:
-    """Training is due when a batch monitored since the last training asked for it, or after ``every_batches``.
+def training_due(monitored: Sequence[MonitoredBatch], cfg: RetrainingConfig) -> TrainingRequest | None:
+    """Whether the batches monitored since the last training call for a new one, and why.
 
-    ``monitored`` is in landing order; the newest batch names the request, so the same data never
-    asks twice.
+    Training is due at once when there is no model to compare with; after ``cfg.min_batches_between``
+    batches when one of them found drift or decay (a challenger trained on the same data as the last one
+    would not differ); and after ``cfg.every_batches`` batches in any case. ``monitored`` is in the order
+    monitoring ran (a re-monitored batch counts once, at its newest record), and the request's key names
+    the newest record, so the same evidence never starts two trainings.
     """
-    if every_batches < 1:
-        raise ValueError(f"the retraining cadence must be at least 1 batch, got {every_batches}")
-    if not monitored:
+    if cfg.every_batches < 1 or cfg.min_batches_between < 1:
+        raise ValueError(f"retraining needs at least 1 batch between trainings, got {cfg}")
+    latest = {m.batch_id: m for m in sorted(monitored, key=lambda m: m.record)}
+    batches = list(latest.values())
+    if not batches:
         return None
-    key = f"train-after-{monitored[-1].batch_id}"
-    asking = [m for m in monitored if m.retrain_requested]
-    if asking:
-        kinds = sorted({k for m in asking for k in m.kinds}) or ["monitoring"]
+    key = f"train-after-{batches[-1].batch_id}-{batches[-1].record}"
+    asking = [m for m in batches if m.retrain_requested]
+    kinds = sorted({k for m in asking for k in m.kinds}) or ["monitoring"]
+    urgent = any(k in _URGENT for k in kinds)
+    if asking and (urgent or len(batches) >= cfg.min_batches_between):
         reasons = list(dict.fromkeys(r for m in asking for r in m.reasons))
         return TrainingRequest("+".join(kinds), f"{asking[-1].batch_id}: " + "; ".join(reasons), key)
-    if len(monitored) >= every_batches:
-        return TrainingRequest(CADENCE, f"cadence: {len(monitored)} new admitted batches since the last training "
-                                        f"(every {every_batches})", key)
+    if len(batches) >= cfg.every_batches:
+        return TrainingRequest(CADENCE, f"cadence: {len(batches)} new admitted batches since the last training "
+                                        f"(every {cfg.every_batches})", key)
     return None
 
 

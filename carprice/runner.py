@@ -34,7 +34,6 @@ concurrency:
 """
 # The instance keeps every event; the terminal only needs INFO and above.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-_CRAWL_HOUR = clock_time(6, 0, tzinfo=UTC)  # the daily_crawl schedule's cron time
 
 Progress = Callable[[str], object]
 
@@ -64,9 +63,11 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    """The metadata of ``asset``'s materialization in ``result`` ({} when the run did not reach it)."""
+    """The metadata of ``asset``'s materialization in ``result``."""
     events = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in events[-1].metadata.items()} if events else {}
+    if not events:
+        raise PipelineError(f"run {result.run_id} did not materialize {asset}: {_first_failure(result)}")
+    return {k: v.value for k, v in events[-1].metadata.items()}
 
 
 def market_date(day: int):
@@ -122,8 +123,16 @@ class Automation:
         for request in data.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        return [self.launch(f"sensor {name}", request, request.job_name or sensor.job_name,
-                             {"dagster/sensor_name": name}) for request in data.run_requests or []]
+        launched = []
+        for request in data.run_requests or []:
+            # As the daemon does: a run key a sensor already used is not run again.
+            if request.run_key and self.instance.get_runs(filters=dg.RunsFilter(tags={
+                    "dagster/sensor_name": name, "dagster/run_key": request.run_key}), limit=1):
+                self.progress(f"    sensor {name}: run key {request.run_key} already ran; skipped")
+                continue
+            launched.append(self.launch(f"sensor {name}", request, request.job_name or sensor.job_name,
+                                        {"dagster/sensor_name": name}))
+        return launched
 
     def launch(self, origin: str, request: dg.RunRequest, job_name: str, origin_tags: dict) -> LaunchedRun:
         """Execute one requested run of ``job_name`` on the instance, tagged with who asked for it."""
@@ -175,7 +184,9 @@ class DayReport:
 
     @property
     def admitted(self) -> bool:
-        return self.status in ("accepted", "readmitted")
+        from carprice.validation.admission import ADMITTED
+
+        return self.status in ADMITTED
 
     def line(self) -> str:
         """One line for the multi-day progress and summary."""
@@ -297,12 +308,18 @@ def _finish(report: DayReport, settings: Settings) -> DayReport:
         report.model_version = champion(wh).version
     except NoChampionError:
         report.model_version = None
-    counts = wh.query("SELECT (SELECT count(*) FROM listing_valuations) AS valued, "
-                      "(SELECT count(*) FROM deals) AS deals").iloc[0]
-    report.valued, report.deals = int(counts["valued"]), int(counts["deals"])
+    report.valued, report.deals = wh.count("listing_valuations"), wh.count("deals")
     report.warehouse, report.snapshot, report.dagster_home = (settings.warehouse_path, settings.snapshot_path,
                                                               settings.dagster_home)
     return report
+
+
+def crawl_time(cron: str) -> clock_time:
+    """The time of day of a daily cron schedule ("M H * * *")."""
+    minute, hour, *rest = cron.split()
+    if rest != ["*", "*", "*"] or not (minute.isdigit() and hour.isdigit()):
+        raise ValueError(f"not a once-a-day cron schedule: {cron!r}")
+    return clock_time(int(hour), int(minute), tzinfo=UTC)
 
 
 def simulate_day(automation: Automation, day: int) -> DayReport:
@@ -310,7 +327,7 @@ def simulate_day(automation: Automation, day: int) -> DayReport:
     started = time.perf_counter()
     date = market_date(day)
     report = DayReport(day=day, date=date.isoformat())
-    when = datetime.combine(date, _CRAWL_HOUR)
+    when = datetime.combine(date, crawl_time(automation.defs.resolve_schedule_def("daily_crawl").cron_schedule))
     runs = automation.tick_schedule("daily_crawl", when)
     for run in runs:
         report.run_ids.append(run.result.run_id)
@@ -344,7 +361,10 @@ def run_days(settings: Settings, days: int = 1, progress: Progress = print) -> l
 
 
 def process_batch(settings: Settings, batch_id: str, progress: Progress = print) -> DayReport:
-    """Take one landed batch through the landing and retraining sensors (after a re-admission or a file import)."""
+    """Run batch_job for one landed batch, then tick the retraining sensor (after a re-admission or a file import).
+
+    The landing sensor would skip a batch processed before (a re-admitted one), so the run is launched here.
+    """
     from carprice.defs.partitions import batch_partitions
 
     automation = Automation(settings, progress)

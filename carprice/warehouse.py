@@ -90,7 +90,7 @@ _SCHEMA = [
         model_version VARCHAR, served_by VARCHAR, served_at TIMESTAMPTZ)""",
     # Everything a person should know about: failed checks, quarantined batches, monitoring triggers.
     """CREATE TABLE IF NOT EXISTS alerts (
-        raised_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+        alert_id VARCHAR PRIMARY KEY, raised_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, subject VARCHAR NOT NULL,
         message VARCHAR NOT NULL, details JSON, run_id VARCHAR, delivered BOOLEAN, delivery_error VARCHAR)""",
 ]
 
@@ -157,6 +157,13 @@ class Warehouse:
             n_listings = con.execute("SELECT count(*) FROM raw_listings WHERE batch_id = ?", [batch.batch_id]).fetchone()[0]
             n_rejects = con.execute("SELECT count(*) FROM raw_rejects WHERE batch_id = ?", [batch.batch_id]).fetchone()[0]
         return {"listings": n_listings, "rejects": n_rejects}
+
+    def count(self, table: str) -> int:
+        """Rows in ``table``; 0 when it does not exist yet (tables built by assets appear on first run)."""
+        with self.connect() as con:
+            exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                                 [table]).fetchone()[0]
+            return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]) if exists else 0
 
     def replace_table(self, name: str, df: pd.DataFrame) -> int:
         """Replace table ``name`` with ``df`` in one transaction; returns the row count."""

@@ -77,3 +77,15 @@ def test_unknown_alert_kinds_are_refused():
     assert load_hook("") is None
     with pytest.raises(ValueError, match="unknown alert kind 'oops'"):
         Alert("oops", "x", "y")
+
+
+def test_the_resource_records_alerts_even_when_its_hook_cannot_load(tmp_path, caplog):
+    from carprice.defs.resources import AlertsResource
+
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    resource = AlertsResource(hook="carprice_tests.no_such_hook_module:send")
+    with caplog.at_level(logging.WARNING):
+        assert resource.send(wh, [Alert("drift", "b", "7 of 12 columns drifted")], logging.getLogger("t"), "r9") == 1
+    assert "alerts are recorded but not sent" in caplog.text and "ModuleNotFoundError" in caplog.text
+    row = wh.query("SELECT kind, run_id, delivered FROM alerts").iloc[0]
+    assert (row["kind"], row["run_id"]) == ("drift", "r9") and pd.isna(row["delivered"])

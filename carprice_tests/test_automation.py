@@ -9,7 +9,7 @@ import dagster as dg
 
 import pytest
 
-from carprice.config import MonitoringConfig
+from carprice.config import RetrainingConfig
 from carprice.defs.automation import daily_crawl, landing_sensor, retraining_sensor
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
@@ -109,14 +109,14 @@ def test_a_monitoring_trigger_requests_training_with_its_reason():
     monitored(instance, "automarkt-2", retrain_requested=True, trigger_kinds="decay",
               trigger_reasons=dg.MetadataValue.json(["champion MAPE on 120 fresh listings is 15.0%"]))
     (request,) = retrain(instance).run_requests
-    assert request.run_key == "train-after-automarkt-2"
+    assert request.run_key.startswith("train-after-automarkt-2-")
     assert request.tags[TRIGGER_KIND_TAG] == "decay"
     assert request.tags[TRIGGER_REASON_TAG] == "automarkt-2: champion MAPE on 120 fresh listings is 15.0%"
 
 
 def test_the_cadence_requests_training_without_a_trigger_and_a_training_resets_it():
     instance = dg.DagsterInstance.ephemeral()
-    every = MonitoringConfig().retrain_every_batches
+    every = RetrainingConfig().every_batches
     for i in range(every - 1):
         monitored(instance, f"automarkt-{i}")
     assert not retrain(instance).run_requests
@@ -131,10 +131,17 @@ def test_the_cadence_requests_training_without_a_trigger_and_a_training_resets_i
 
 
 def test_training_due_is_a_pure_rule():
-    assert training_due([], 7) is None
-    first = MonitoredBatch("b1", True, ("no champion model yet",), ("no_champion",))
-    assert training_due([first], 7) == TrainingRequest("no_champion", "b1: no champion model yet", "train-after-b1")
-    two = [MonitoredBatch("b1", True, ("drift x",), ("drift",)), MonitoredBatch("b2", True, ("decay y",), ("decay",))]
-    assert training_due(two, 7).kind == "decay+drift" and training_due(two, 7).reason == "b2: drift x; decay y"
+    cfg = RetrainingConfig(every_batches=7, min_batches_between=2)
+    assert training_due([], cfg) is None
+    first = MonitoredBatch("b1", True, ("no champion model yet",), ("no_champion",), record=5)
+    assert training_due([first], cfg) == TrainingRequest("no_champion", "b1: no champion model yet",
+                                                         "train-after-b1-5"), "no model: at once"
+    decay = MonitoredBatch("b1", True, ("decay y",), ("decay",), record=5)
+    assert training_due([decay], cfg) is None, "one batch after the last training: nothing new to learn from"
+    two = [MonitoredBatch("b1", True, ("drift x",), ("drift",), 5), MonitoredBatch("b2", True, ("decay y",),
+                                                                                 ("decay",), 6)]
+    assert training_due(two, cfg) == TrainingRequest("decay+drift", "b2: drift x; decay y", "train-after-b2-6")
+    again = [decay, MonitoredBatch("b1", False, record=9)]
+    assert training_due(again, cfg) is None, "a batch monitored twice counts once, as its newest record says"
     with pytest.raises(ValueError, match="at least 1 batch"):
-        training_due([first], 0)
+        training_due([first], RetrainingConfig(every_batches=0))

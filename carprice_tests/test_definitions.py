@@ -95,6 +95,14 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     assert report["batch_id"] == crawled_batch.batch_id and report["model_version"] == registry.iloc[0]["version"]
     assert Path(report["report_path"]).stat().st_size > 100_000
 
+    # A champion without its drift reference (saved before monitoring existed) asks to be replaced.
+    (Path(registry.iloc[0]["artifact_path"]) / "reference.parquet").unlink()
+    monitored = dg.materialize([batch_monitoring], resources=build_resources(settings), instance=instance,
+                               partition_key=crawled_batch.batch_id)
+    meta = monitored.asset_materializations_for_node("batch_monitoring")[0].metadata
+    assert meta["trigger_kinds"].value == "no_reference" and meta["retrain_requested"].value is True
+    assert "has no drift reference" in wh.query("SELECT reason FROM retraining_requests").iloc[0, 0]
+
     # The same data again: an identical challenger does not beat the champion by the margin.
     again = dg.materialize(DOWNSTREAM, resources=build_resources(settings), instance=instance)
     registry = wh.query("SELECT status, status_reason FROM model_registry ORDER BY trained_at")

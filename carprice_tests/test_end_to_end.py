@@ -50,6 +50,26 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     assert instance.get_dynamic_partitions("batches") == [summary["batch_id"]]
 
 
+def test_several_days_with_a_broken_first_batch(tmp_path):
+    """Day 12's site is broken on a fresh folder: quarantined with alerts; day 13 trains the first model."""
+    carprice = Path(sys.executable).with_name("carprice")
+    proc = subprocess.run([str(carprice), "run", "--days", "3", "--listings", "1500", "--day", "14", "--seed", "5",
+                           "--faults", "prices_x100@12", "--data-dir", str(tmp_path / "data"), "--json"],
+                          env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    days = json.loads(proc.stdout[proc.stdout.index("["):])
+    assert [(d["day"], d["status"]) for d in days] == [(12, "quarantined"), (13, "accepted"), (14, "accepted")]
+    assert "out of range: price_eur" in days[0]["failed_checks"]["values_within_contract"] and days[0]["valued"] == 0
+    assert days[1]["trigger"] == "no_champion" and days[1]["promoted"] and days[1]["valued"] > 1000
+    assert days[2]["monitoring"]["status"] == "monitored" and days[2]["monitoring"]["n_fresh"] > 0
+    assert "day 12 (2026-01-13):" in proc.stderr and "sensor landing_sensor -> batch_job" in proc.stderr, "progress as it goes"
+    with duckdb.connect(str(tmp_path / "data" / "warehouse-snapshot.duckdb"), read_only=True) as con:
+        kinds = dict(con.execute("SELECT kind, count(*) FROM alerts GROUP BY kind").fetchall())
+        assert kinds["batch_quarantined"] == 1 and kinds["check_failed"] >= 1
+        assert con.execute("SELECT count(*) FROM monitoring_reports").fetchone()[0] == 1
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--days", "3", "--demo"], "--demo needs at least 6 days"),
     (["--shifts", "truck+30%@4"], "unknown segment 'truck'"),

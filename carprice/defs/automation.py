@@ -9,7 +9,7 @@ import json
 
 import dagster as dg
 
-from carprice.config import SOURCES, MonitoringConfig
+from carprice.config import SOURCES, RetrainingConfig
 from carprice.defs.ingestion import raw_listings
 from carprice.defs.jobs import batch_job, crawl_job, training_job
 from carprice.defs.monitoring import batch_monitoring
@@ -34,7 +34,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZon
     """Each new complete batch in the landing zone becomes one batch_job run for its partition.
 
     The cursor holds every batch (and unreadable folder) already seen, so a restart neither misses
-    nor repeats one; batches already ingested by hand (``carprice run``) are not run again.
+    nor repeats one; batches already ingested (a run launched by hand, a re-admission) are not run again.
     """
     seen = set(json.loads(context.cursor)) if context.cursor else set()
     batches, broken = scan_landing(landing_zone.root)
@@ -67,22 +67,25 @@ def _monitored_since_last_training(instance: dg.DagsterInstance) -> list[Monitor
         meta = {k: v.value for k, v in materialization.metadata.items()} if materialization else {}
         out.append(MonitoredBatch(batch_id=record.partition_key or "", retrain_requested=bool(
             meta.get("retrain_requested", False)), reasons=tuple(meta.get("trigger_reasons") or ()),
-            kinds=tuple(k for k in str(meta.get("trigger_kinds", "")).split(",") if k)))
+            kinds=tuple(k for k in str(meta.get("trigger_kinds", "")).split(",") if k), record=record.storage_id))
     return out
 
 
 @dg.sensor(job=training_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Train when a batch monitored since the last training asks for it (drift, decay, no model), or on cadence.
+    """Train when batches monitored since the last training ask for it (no model, drift, decay), or on cadence.
 
-    The request names the newest monitored batch, so the same data never starts two trainings.
+    The run key names the newest monitoring record: the daemon never starts two trainings for the same
+    evidence, and a failed training is retried when the next batch has been monitored.
     """
     monitored = _monitored_since_last_training(context.instance)
-    request = training_due(monitored, MonitoringConfig().retrain_every_batches)
+    cfg = RetrainingConfig()
+    request = training_due(monitored, cfg)
     if request is None:
+        batches = len({m.batch_id for m in monitored})
         return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"{len(monitored)} batch(es) monitored since the last training; none asked for retraining and the "
-            f"cadence is every {MonitoringConfig().retrain_every_batches}"))
+            f"{batches} batch(es) monitored since the last training; training waits for a trigger and "
+            f"{cfg.min_batches_between} batches, or {cfg.every_batches} batches"))
     context.log.info("requesting training (%s): %s", request.kind, request.reason)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=request.run_key, tags={
         TRIGGER_KIND_TAG: request.kind, TRIGGER_REASON_TAG: request.reason[:2000]})])

@@ -76,7 +76,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig,
     counts = wh.ingest_batch(batch)
     verdict = validate_batch(wh, batch, cfg)
     if not verdict.admitted:
-        alerts.send(wh, quarantine_alerts(verdict), context)
+        alerts.send(wh, quarantine_alerts(verdict), context.log, context.run.run_id)
     top = wh.query("SELECT reason, count(*) AS n FROM raw_rejects WHERE batch_id = ? GROUP BY reason "
                    "ORDER BY n DESC LIMIT 10", [batch.batch_id])
     return dg.MaterializeResult(

@@ -1,13 +1,11 @@
-"""Stage 6: each accepted batch against the serving model (Evidently): drift, quality, and retraining triggers."""
+"""Stage 6: each admitted batch against the serving model (Evidently): drift, quality, and retraining triggers."""
 
 import dataclasses
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 
 from carprice.alerts import Alert
-from carprice.cleaning import LISTING_KEY_SQL
 from carprice.config import MonitoringConfig
 from carprice.defs.ingestion import raw_listings
 from carprice.defs.partitions import batch_partitions
@@ -16,7 +14,8 @@ from carprice.defs.valuation import listing_valuations
 from carprice.modeling import ModelArtifactError, load_model
 from carprice.monitoring import REFERENCE_FILE, MonitoringSummary, monitor_batch
 from carprice.registry import NoChampionError, champion
-from carprice.retraining import NO_CHAMPION, record_requests
+from carprice.monitoring_store import batch_listings, store_report
+from carprice.retraining import NO_CHAMPION, NO_REFERENCE, record_requests
 from carprice.validation.admission import ADMITTED
 
 
@@ -65,18 +64,19 @@ def batch_monitoring(context: dg.AssetExecutionContext, config: MonitoringRunCon
             "trigger_reasons": dg.MetadataValue.json([reason])})
     try:
         model = load_model(serving.artifact_path, expected_sha256=serving.sha256)
-        reference = pd.read_parquet(serving.artifact_path / REFERENCE_FILE)
-    except (ModelArtifactError, OSError) as exc:
+    except ModelArtifactError as exc:
         raise dg.Failure(f"cannot monitor with champion {serving.version}: {exc}") from exc
-    # The batch's clean listings, and which of them the champion never saw in any batch it was trained on.
-    current = wh.query(
-        f"""WITH seen AS (SELECT DISTINCT {LISTING_KEY_SQL} AS listing_key FROM raw_listings
-                          WHERE list_contains(?, batch_id)),
-                 batch AS (SELECT DISTINCT {LISTING_KEY_SQL} AS listing_key FROM raw_listings WHERE batch_id = ?)
-            SELECT f.*, c.listing_key NOT IN (SELECT listing_key FROM seen) AS fresh
-            FROM listing_features f JOIN clean_listings c USING (url)
-            WHERE c.listing_key IN (SELECT listing_key FROM batch)""",
-        [serving.train_batches, batch_id])
+    reference_file = serving.artifact_path / REFERENCE_FILE
+    if not reference_file.exists():
+        # A champion without its training sample (saved before monitoring existed) cannot be compared
+        # with; a new model brings one.
+        reason = f"champion {serving.version} has no drift reference ({reference_file.name}): retrain to get one"
+        record_requests(wh, batch_id, serving.version, [(NO_REFERENCE, reason)])
+        return dg.MaterializeResult(metadata={
+            "status": "skipped: champion has no reference", "retrain_requested": True,
+            "trigger_kinds": NO_REFERENCE, "trigger_reasons": dg.MetadataValue.json([reason])})
+    reference = pd.read_parquet(reference_file)
+    current = batch_listings(wh, batch_id, serving.train_batches)
     if current.empty:
         raise dg.Failure(f"batch {batch_id} has no clean listings to monitor")
     reference["predicted_price_eur"] = model.predict_price(reference)
@@ -85,16 +85,10 @@ def batch_monitoring(context: dg.AssetExecutionContext, config: MonitoringRunCon
     summary = monitor_batch(reference, current, reference_quality=serving.metrics.get("evaluation", {}), cfg=cfg,
                             html_path=folder / "drift.html", quality_html_path=folder / "quality.html",
                             title=f"{batch_id} vs champion {serving.version}", fresh=current["fresh"])
-    row = {"batch_id": batch_id, "model_version": serving.version, "monitored_at": datetime.now(UTC),
-           **summary.to_row()}
-    with wh.transaction() as con:
-        con.execute("DELETE FROM monitoring_reports WHERE batch_id = ? AND model_version = ?",
-                    [batch_id, serving.version])
-        con.execute(f"INSERT INTO monitoring_reports ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                    list(row.values()))
+    store_report(wh, batch_id, serving.version, summary)
     record_requests(wh, batch_id, serving.version, [(t.kind, t.reason) for t in summary.triggers])
     alerts.send(wh, [Alert(t.kind, batch_id, f"retraining requested: {t.reason}") for t in summary.triggers],
-                context)
+                context.log, context.run.run_id)
     metadata = {
         "status": "monitored",
         "model_version": serving.version,

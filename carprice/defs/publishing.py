@@ -1,4 +1,4 @@
-"""Stage 6: publish a read-only copy of the warehouse for analysts and the price API."""
+"""Stage 7: publish a read-only copy of the warehouse for analysts and the price API."""
 
 from pathlib import Path
 

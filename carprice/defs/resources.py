@@ -75,13 +75,14 @@ class AlertsResource(dg.ConfigurableResource):
 
     hook: str = ""  # "package.module:function"
 
-    def send(self, wh: Warehouse, alerts: list[Alert], context: dg.AssetExecutionContext) -> int:
+    def send(self, wh: Warehouse, alerts: list[Alert], log, run_id: str | None = None) -> int:
+        """Log, record and deliver ``alerts``; a hook that cannot be loaded is logged, and the alerts still recorded."""
         try:
             hook = load_hook(self.hook)
         except ValueError as exc:
-            context.log.error("alerts are recorded but not sent: %s", exc)
+            log.error("alerts are recorded but not sent: %s", exc)
             hook = None
-        return raise_alerts(wh, alerts, log=context.log, hook=hook, run_id=context.run.run_id)
+        return raise_alerts(wh, alerts, log=log, hook=hook, run_id=run_id)
 
 
 class ReportsResource(dg.ConfigurableResource):
