@@ -27,6 +27,9 @@ def _settings(args: argparse.Namespace):
         "market_shifts": format_shifts(parse_shifts(args.shifts)) if getattr(args, "shifts", None) else None,
         "data_dir": Path(args.data_dir).resolve() if args.data_dir else None,
     }.items() if v is not None}
+    if args.data_dir and "DAGSTER_HOME" not in os.environ:
+        # Another data folder is another installation, with its own Dagster instance.
+        overrides["dagster_home"] = Path(args.data_dir).resolve() / "dagster"
     return dataclasses.replace(settings, **overrides)
 
 

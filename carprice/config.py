@@ -135,11 +135,16 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``CARPRICE_*`` and ``DAGSTER_HOME`` variables, with project-local defaults."""
+    """Settings from ``CARPRICE_*`` and ``DAGSTER_HOME`` variables, with project-local defaults.
+
+    One data folder holds one installation: warehouse, landing zone, models, reports and, unless
+    ``DAGSTER_HOME`` says otherwise, the Dagster instance (``<data dir>/dagster``).
+    """
     env = os.environ if env is None else env
+    data_dir = Path(env.get("CARPRICE_DATA_DIR", PROJECT_DIR / "data")).resolve()
     return Settings(
-        data_dir=Path(env.get("CARPRICE_DATA_DIR", PROJECT_DIR / "data")).resolve(),
-        dagster_home=Path(env.get("DAGSTER_HOME", PROJECT_DIR / ".dagster")).resolve(),
+        data_dir=data_dir,
+        dagster_home=Path(env.get("DAGSTER_HOME", data_dir / "dagster")).resolve(),
         market_seed=int(env.get("CARPRICE_MARKET_SEED", 7)),
         market_listings=int(env.get("CARPRICE_MARKET_LISTINGS", 3000)),
         market_day=int(env.get("CARPRICE_MARKET_DAY", (date.today() - MARKET_CALENDAR_START).days)),

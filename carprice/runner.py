@@ -350,6 +350,13 @@ def run_days(settings: Settings, days: int = 1, progress: Progress = print) -> l
     """Simulate ``days`` market days ending on the configured market day, one line of progress per run."""
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
+    first = settings.market_day - days + 1
+    newest = newest_listing_date(settings)
+    if newest is not None and newest > market_date(first):
+        ahead = (newest - MarketConfig.start_date).days
+        raise ValueError(f"the warehouse already holds listings from {newest} (market day {ahead}); the market "
+                         f"only moves forward, so simulated days must start on or after it: use --day "
+                         f"{ahead + days - 1} or later, or another --data-dir")
     automation = Automation(settings, progress)
     reports = []
     for day in range(settings.market_day - days + 1, settings.market_day + 1):
@@ -358,6 +365,16 @@ def run_days(settings: Settings, days: int = 1, progress: Progress = print) -> l
         if days > 1:
             progress("  " + reports[-1].line())
     return reports
+
+
+def newest_listing_date(settings: Settings):
+    """The newest listing date in the warehouse's admitted and quarantined batches (None when it has none)."""
+    from carprice.warehouse import Warehouse
+
+    if not settings.warehouse_path.exists():
+        return None
+    newest = Warehouse(settings.warehouse_path).query("SELECT max(listed_at) AS d FROM raw_listings").iloc[0]["d"]
+    return None if newest is None or newest != newest else datetime.fromisoformat(str(newest)[:10]).date()
 
 
 def process_batch(settings: Settings, batch_id: str, progress: Progress = print) -> DayReport:

@@ -69,6 +69,13 @@ def test_several_days_with_a_broken_first_batch(tmp_path):
         assert kinds["batch_quarantined"] == 1 and kinds["check_failed"] >= 1
         assert con.execute("SELECT count(*) FROM monitoring_reports").fetchone()[0] == 1
 
+    # The market only moves forward: simulating days before the newest listing is refused, nothing runs.
+    back = subprocess.run([str(carprice), "run", "--days", "2", "--day", "13", "--listings", "1500", "--seed", "5",
+                           "--data-dir", str(tmp_path / "data")], env={**os.environ, "DAGSTER_HOME": str(
+                               tmp_path / "home")}, capture_output=True, text=True, timeout=120)
+    assert back.returncode == 2 and "already holds listings from 2026-01-15 (market day 14)" in back.stderr
+    assert "use --day 15 or later" in back.stderr
+
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--days", "3", "--demo"], "--demo needs at least 6 days"),
