@@ -127,7 +127,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print("no models yet")
     for row in rows.itertuples():
         print(f"{row.version}  {row.status:<10} batches={row.batches} n_train={row.n_train} "
-              f"MAE={row.evaluation_mae_eur} code={row.code_version}\n    {row.status_reason}")
+              f"MAE={row.evaluation_mae_eur} code={row.code_version}\n    {row.status_reason}"
+              + (f"\n    trained because: {row.trained_because}" if isinstance(row.trained_because, str) else ""))
     return 0
 
 
