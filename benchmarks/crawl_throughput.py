@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from carprice.config import SOURCES
-from carprice.scraping import crawl_source
+from carprice.market.server import running_marketplace
+from carprice.scraping.crawl import crawl_source
 
 
 def scrapy_bench_pages_per_s() -> float:
@@ -35,8 +36,9 @@ def scrapy_bench_pages_per_s() -> float:
 def carprice_pages_per_s(listings: int) -> tuple[float, int]:
     """Pages/s of the listings spider crawling the simulated marketplace, full pipeline included."""
     with tempfile.TemporaryDirectory() as landing:
-        result = crawl_source(SOURCES["automarkt"], Path(landing), market_seed=7, market_day=0,
-                              market_listings=listings, timeout_s=1800)
+        with running_marketplace(seed=7, day=0, listings=listings) as base:
+            result = crawl_source(SOURCES["automarkt"], Path(landing), start_url=f"{base}/cars?page=1",
+                                  timeout_s=1800)
         manifest = result.batch.manifest
         seconds = (datetime.fromisoformat(manifest["finished_at"])
                    - datetime.fromisoformat(manifest["started_at"])).total_seconds()

@@ -30,13 +30,13 @@ from pathlib import Path
 import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validation_speed import land_day  # noqa: E402  (the shared in-process batch writer)
+from validation_speed import land_day
 
-from carprice.config import PROJECT_DIR, Settings  # noqa: E402
-from carprice.landing import read_batch  # noqa: E402
-from carprice.market.generator import Market, MarketConfig  # noqa: E402
-from carprice.runner import Automation  # noqa: E402
-from carprice.warehouse import Warehouse  # noqa: E402
+from carprice.config import PROJECT_DIR, Settings
+from carprice.ingest.landing import read_batch
+from carprice.market.generator import Market, MarketConfig
+from carprice.runs.launcher import Automation
+from carprice.warehouse import Warehouse
 
 
 def land_atomically(market: Market, day: int, landing: Path) -> str:

@@ -30,7 +30,7 @@ import pandas as pd
 
 def build_rows(rows: int, base_listings: int = 100_000) -> pd.DataFrame:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from carprice.features import build_features
+    from carprice.training.features import build_features
     from carprice_tests.test_modeling import clean_frame_from_market
 
     base = build_features(clean_frame_from_market(base_listings, seed=7, day=0))
@@ -69,8 +69,8 @@ def child_asset(data_dir: Path) -> dict:
 def child_baseline(data_dir: Path, rounds: int) -> dict:
     import lightgbm as lgb
 
-    from carprice import modeling
-    from carprice.features import FEATURES
+    from carprice.training import modeling
+    from carprice.training.features import FEATURES
     from carprice.warehouse import Warehouse
 
     features = Warehouse(data_dir / "warehouse.duckdb").query("SELECT * FROM listing_features")

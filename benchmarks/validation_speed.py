@@ -18,13 +18,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from carprice.config import ValidationConfig
-from carprice.landing import read_batch
+from carprice.ingest.landing import read_batch
+from carprice.ingest.store import ingest_batch
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import detail_page
 from carprice.validation.admission import validate_batch
 from carprice.warehouse import Warehouse
+from scrapers.batch_writer import BatchWriter
 from scrapers.items import Reject
-from scrapers.landing import BatchWriter
 from scrapers.parsing import parse_listing_page
 from scrapers.pipelines import listing_problem, normalize_listing
 from scrapers.settings import EUR_PER_UNIT
@@ -61,11 +62,11 @@ def main() -> None:
         reference, batch = (read_batch(land_day(market, day, root / "landing")) for day in (0, 1))
         landing_s = time.perf_counter() - started
         wh = Warehouse(root / "warehouse.duckdb")
-        wh.ingest_batch(reference)
+        ingest_batch(wh, reference)
         validate_batch(wh, reference, cfg)
 
         started = time.perf_counter()
-        counts = wh.ingest_batch(batch)
+        counts = ingest_batch(wh, batch)
         ingest_s = time.perf_counter() - started
         started = time.perf_counter()
         verdict = validate_batch(wh, batch, cfg)

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The installation used when no data folder is named.
+DEFAULT_DATA_DIR = PROJECT_DIR / "data"
 
 # Day 0 of the simulated marketplace's calendar; by default it is crawled as it is today.
 MARKET_CALENDAR_START = date(2026, 1, 1)
+
+
+def market_date(day: int) -> date:
+    """The calendar date of a simulated market day."""
+    return MARKET_CALENDAR_START + timedelta(days=day)
+
+
+def market_day(d: date) -> int:
+    """The simulated market day of a calendar date (negative before the calendar starts)."""
+    return (d - MARKET_CALENDAR_START).days
+
 
 # The embedded marketplace's start URL is only known once it runs; sources use this placeholder.
 EMBEDDED_MARKETPLACE = "embedded"
@@ -96,6 +109,50 @@ class RetrainingConfig:
     min_batches_between: int = 2      # a drift or decay trigger waits for this many (new data to learn from)
 
 
+# The environment variable of each Settings field: load_settings reads them, Settings.to_env writes them.
+ENV_VARS: dict[str, str] = {
+    "data_dir": "CARPRICE_DATA_DIR",
+    "dagster_home": "DAGSTER_HOME",
+    "market_seed": "CARPRICE_MARKET_SEED",
+    "market_listings": "CARPRICE_MARKET_LISTINGS",
+    "market_day": "CARPRICE_MARKET_DAY",
+    "market_faults": "CARPRICE_MARKET_FAULTS",
+    "market_shifts": "CARPRICE_MARKET_SHIFTS",
+    "crawl_timeout_s": "CARPRICE_CRAWL_TIMEOUT_S",
+    "alert_hook": "CARPRICE_ALERT_HOOK",
+    "reports_url": "CARPRICE_REPORTS_URL",
+}
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where one installation keeps its files: everything under one data folder."""
+
+    root: Path
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def snapshot_path(self) -> Path:
+        """The read-only copy analysts query while the platform writes the live file."""
+        return self.root / "warehouse-snapshot.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Evidently monitoring reports (HTML), one folder per batch."""
+        return self.root / "reports"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Paths and defaults for one installation; every field can be set from the environment."""
@@ -112,26 +169,43 @@ class Settings:
     reports_url: str = "http://127.0.0.1:3001/"  # where `carprice ui` serves the monitoring reports
 
     @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir)
+
+    @property
     def landing_dir(self) -> Path:
-        return self.data_dir / "landing"
+        return self.layout.landing_dir
 
     @property
     def warehouse_path(self) -> Path:
-        return self.data_dir / "warehouse.duckdb"
+        return self.layout.warehouse_path
 
     @property
     def snapshot_path(self) -> Path:
-        """The read-only copy analysts query while the platform writes the live file."""
-        return self.data_dir / "warehouse-snapshot.duckdb"
+        return self.layout.snapshot_path
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.layout.models_dir
 
     @property
     def reports_dir(self) -> Path:
-        """Evidently monitoring reports (HTML), one folder per batch."""
-        return self.data_dir / "reports"
+        return self.layout.reports_dir
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables from which load_settings reads these settings back (for child processes)."""
+        return {var: _to_text(getattr(self, name)) for name, var in ENV_VARS.items()}
+
+
+def _to_text(value: object) -> str:
+    return ",".join(sorted(value)) if isinstance(value, frozenset) else str(value)
+
+
+def _from_text(text: str, like: object) -> object:
+    """``text`` as a value of the type of ``like`` (a field's default)."""
+    if isinstance(like, frozenset):
+        return frozenset(part.strip() for part in text.split(",") if part.strip())
+    return type(like)(text)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -141,16 +215,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     ``DAGSTER_HOME`` says otherwise, the Dagster instance (``<data dir>/dagster``).
     """
     env = os.environ if env is None else env
-    data_dir = Path(env.get("CARPRICE_DATA_DIR", PROJECT_DIR / "data")).resolve()
-    return Settings(
-        data_dir=data_dir,
-        dagster_home=Path(env.get("DAGSTER_HOME", data_dir / "dagster")).resolve(),
-        market_seed=int(env.get("CARPRICE_MARKET_SEED", 7)),
-        market_listings=int(env.get("CARPRICE_MARKET_LISTINGS", 3000)),
-        market_day=int(env.get("CARPRICE_MARKET_DAY", (date.today() - MARKET_CALENDAR_START).days)),
-        market_faults=frozenset(f.strip() for f in env.get("CARPRICE_MARKET_FAULTS", "").split(",") if f.strip()),
-        market_shifts=env.get("CARPRICE_MARKET_SHIFTS", ""),
-        crawl_timeout_s=int(env.get("CARPRICE_CRAWL_TIMEOUT_S", 1800)),
-        alert_hook=env.get("CARPRICE_ALERT_HOOK", ""),
-        reports_url=env.get("CARPRICE_REPORTS_URL", "http://127.0.0.1:3001/"),
-    )
+    given = {name: env[var] for name, var in ENV_VARS.items() if var in env}
+    data_dir = Path(given.pop("data_dir", DEFAULT_DATA_DIR)).resolve()
+    dagster_home = Path(given.pop("dagster_home", data_dir / "dagster")).resolve()
+    defaults = {f.name: f.default for f in fields(Settings)}
+    values = {name: _from_text(text, defaults[name]) for name, text in given.items()}
+    values.setdefault("market_day", market_day(date.today()))
+    return Settings(data_dir=data_dir, dagster_home=dagster_home, **values)
+
+
+def export_defaults(env: MutableMapping[str, str] | None = None) -> None:
+    """Give every setting the environment leaves unset its default value there, so that resources reading
+    ``dg.EnvVar`` (the deployed code location) find one."""
+    env = os.environ if env is None else env
+    for var, value in load_settings(env).to_env().items():
+        env.setdefault(var, value)

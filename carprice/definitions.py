@@ -1,27 +1,43 @@
-"""The Dagster code location: every asset, job and resource of carprice."""
+"""The Dagster code location: everything in the ``defs/`` folder, bound to one installation's resources."""
+
+import warnings
 
 import dagster as dg
 
-from carprice.config import Settings, load_settings
-from carprice.defs import cleaning, ingestion, monitoring, publishing, scraping, training, valuation
-from carprice.defs.automation import daily_crawl, landing_sensor, retraining_sensor
-from carprice.defs.jobs import batch_job, crawl_job, refresh_job, training_job, valuation_job
+from carprice.config import PROJECT_DIR, Settings, export_defaults
 from carprice.defs.resources import build_resources
-from carprice.defs.review import readmit_job
+
+
+def _unique(objects) -> list:
+    """Each definition once: the folder loader finds an asset again in every module that imports it."""
+    return list({id(o): o for o in objects or ()}.values())
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions bound to one installation's settings (the environment's by default)."""
+    """The assets, checks, jobs, schedules and sensors of ``defs/``, with resources for ``settings``, or
+    reading the environment when none are given: each test builds its own installation this way."""
+    loaded = dg.load_from_defs_folder(path_within_project=PROJECT_DIR)
+    with warnings.catch_warnings():
+        # Code references (the UI's link from each asset to its source file) are a beta API in Dagster 1.13;
+        # the warning would be printed at every load, in every process.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        assets = dg.with_source_code_references(_unique(loaded.assets))
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([scraping, ingestion, cleaning, training, valuation, monitoring, publishing]),
-        jobs=[crawl_job, batch_job, training_job, refresh_job, valuation_job, readmit_job],
-        schedules=[daily_crawl],
-        sensors=[landing_sensor, retraining_sensor],
-        resources=build_resources(settings or load_settings()),
+        assets=assets,
+        asset_checks=_unique(loaded.asset_checks),
+        jobs=_unique(loaded.jobs),
+        schedules=_unique(loaded.schedules),
+        sensors=_unique(loaded.sensors),
+        resources=build_resources(settings),
         # A run's steps follow each other anyway (one DuckDB writer), so they share one process instead of
         # paying an interpreter start and the imports for each step.
         executor=dg.in_process_executor,
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dg dev`, `dagster dev` and the daemon load: resources read the environment, unset settings
+    take their defaults."""
+    export_defaults()
+    return build_definitions()

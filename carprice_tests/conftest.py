@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from carprice.config import SOURCES, Settings
-from carprice.landing import Batch, read_batch
-from carprice.scraping import crawl_source
+from carprice.config import SOURCES, Settings, SourceConfig
+from carprice.ingest.landing import Batch, read_batch
+from carprice.market.server import running_marketplace
+from carprice.scraping.crawl import CrawlResult, crawl_source
 
 SMALL_MARKET = {"market_seed": 11, "market_day": 30, "market_listings": 1500}
 
@@ -18,8 +19,8 @@ SMALL_MARKET = {"market_seed": 11, "market_day": 30, "market_listings": 1500}
 def crawled_batch(tmp_path_factory) -> Batch:
     """One batch landed by the real spider crawling the real local marketplace over HTTP."""
     landing = tmp_path_factory.mktemp("landing")
-    result = crawl_source(SOURCES["automarkt"], landing, timeout_s=300, **SMALL_MARKET)
-    return result.batch
+    return crawl_market(landing, seed=SMALL_MARKET["market_seed"], day=SMALL_MARKET["market_day"],
+                        listings=SMALL_MARKET["market_listings"]).batch
 
 
 @pytest.fixture
@@ -34,3 +35,10 @@ def copy_batch(batch: Batch, landing_dir: Path) -> Batch:
     target = landing_dir / batch.source / batch.batch_id
     shutil.copytree(batch.path, target)
     return read_batch(target)
+
+
+def crawl_market(landing_dir: Path, *, seed: int, day: int, listings: int, faults: frozenset[str] = frozenset(),
+                 source: SourceConfig = SOURCES["automarkt"], max_pages: int | None = None) -> CrawlResult:
+    """A real crawl of the simulated marketplace as it is on ``day``, started for the crawl and stopped after."""
+    with running_marketplace(seed, day, listings, faults=faults) as base:
+        return crawl_source(source, landing_dir, start_url=f"{base}/cars?page=1", timeout_s=300, max_pages=max_pages)

@@ -8,7 +8,7 @@ import logging
 import pandas as pd
 import pytest
 
-from carprice.alerts import Alert, load_hook, raise_alerts
+from carprice.monitoring.alerts import Alert, dispatch_alerts, load_hook
 from carprice.warehouse import Warehouse
 
 SENT: list[Alert] = []
@@ -33,8 +33,8 @@ def test_alerts_are_logged_recorded_and_sent(tmp_path, caplog):
                     details={"check": "values_within_contract"}),
               Alert("decay", "automarkt-2", "retraining requested: MAPE 15% vs 9%")]
     with caplog.at_level(logging.WARNING):
-        n = raise_alerts(wh, alerts, log=logging.getLogger("t"), hook=load_hook(f"{__name__}:collect"), run_id="r1")
-    assert n == 2 and SENT == alerts
+        n = dispatch_alerts(wh, alerts, log=logging.getLogger("t"), hook=load_hook(f"{__name__}:collect"), run_id="r1")
+    assert n == 2 and alerts == SENT
     assert "ALERT [check_failed] automarkt-1: values_within_contract failed: 4% out of range" in caplog.text
     rows = wh.query("SELECT kind, subject, details, run_id, delivered, delivery_error FROM alerts ORDER BY kind")
     assert rows[["kind", "subject", "run_id"]].values.tolist() == [["check_failed", "automarkt-1", "r1"],
@@ -46,7 +46,7 @@ def test_alerts_are_logged_recorded_and_sent(tmp_path, caplog):
 def test_a_failing_hook_loses_no_alert(tmp_path, caplog):
     wh = Warehouse(tmp_path / "wh.duckdb")
     with caplog.at_level(logging.WARNING):
-        raise_alerts(wh, [Alert("batch_quarantined", "automarkt-3", "quarantined")], log=logging.getLogger("t"),
+        dispatch_alerts(wh, [Alert("batch_quarantined", "automarkt-3", "quarantined")], log=logging.getLogger("t"),
                      hook=load_hook(f"{__name__}:explode"))
     row = wh.query("SELECT * FROM alerts").iloc[0]
     assert row["message"] == "quarantined" and not row["delivered"]
@@ -56,8 +56,8 @@ def test_a_failing_hook_loses_no_alert(tmp_path, caplog):
 
 def test_without_a_hook_alerts_are_still_recorded(tmp_path):
     wh = Warehouse(tmp_path / "wh.duckdb")
-    assert raise_alerts(wh, [], log=logging.getLogger("t")) == 0
-    raise_alerts(wh, [Alert("drift", "b", "5 of 12 columns drifted")], log=logging.getLogger("t"))
+    assert dispatch_alerts(wh, [], log=logging.getLogger("t")) == 0
+    dispatch_alerts(wh, [Alert("drift", "b", "5 of 12 columns drifted")], log=logging.getLogger("t"))
     row = wh.query("SELECT delivered, kind FROM alerts").iloc[0]
     assert row["kind"] == "drift" and pd.isna(row["delivered"]), "no hook: nothing to deliver to"
 

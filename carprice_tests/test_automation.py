@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 
 import dagster as dg
-
 import pytest
 
 from carprice.config import RetrainingConfig
@@ -14,13 +13,21 @@ from carprice.defs.automation import daily_crawl, landing_sensor, retraining_sen
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.defs.scraping import market_day_of
-from carprice.retraining import TRIGGER_KIND_TAG, TRIGGER_REASON_TAG, MonitoredBatch, TrainingRequest, training_due
+from carprice.monitoring.retraining import (
+    TRIGGER_KIND_TAG,
+    TRIGGER_REASON_TAG,
+    MonitoredBatch,
+    TrainingRequest,
+    training_due,
+)
 from carprice_tests.conftest import copy_batch
 
 
 def evaluate(landing, instance, cursor=None) -> dg.SensorResult:
+    """The landing sensor on the landing zone ``landing`` (a data folder's ``landing/``)."""
+    assert landing.name == "landing"
     context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources={"landing_zone": LandingZoneResource(path=str(landing))})
+                                      resources={"landing_zone": LandingZoneResource(data_dir=str(landing.parent))})
     return landing_sensor(context)
 
 

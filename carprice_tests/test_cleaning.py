@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from carprice import cleaning
+from carprice.cleaning import rules as cleaning
 
 TODAY = pd.Timestamp("2026-06-01")
 
@@ -86,7 +86,7 @@ def test_reposted_car_keeps_only_the_newest_post():
 def test_clean_listings_splits_rows_and_loses_none():
     raw = frame(row(url="a"), row(url="b", price_eur=1.0), row(url="c", listed_at="2026-01-01"),
                 row(url="d", listed_at="2026-02-01"))
-    clean, excluded = cleaning.clean_listings(raw, {"automarkt": "b1"}, TODAY)
+    clean, excluded = cleaning.clean_observations(raw, {"automarkt": "b1"}, TODAY)
     assert sorted(clean["url"]) == ["a"]
     assert len(clean) + len(excluded) == raw["url"].nunique()
     assert dict(zip(excluded["url"], excluded["reason"])) == {
@@ -96,5 +96,5 @@ def test_clean_listings_splits_rows_and_loses_none():
 
 
 def test_clean_listings_of_nothing_is_empty_not_an_error():
-    clean, excluded = cleaning.clean_listings(pd.DataFrame(), {}, TODAY)
+    clean, excluded = cleaning.clean_observations(pd.DataFrame(), {}, TODAY)
     assert clean.empty and excluded.empty and "reason" in excluded

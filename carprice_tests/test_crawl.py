@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from carprice.config import SourceConfig
-from carprice.landing import list_batches
+from carprice.ingest.landing import list_batches
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.server import running_marketplace
-from carprice.scraping import crawl_source
-from carprice_tests.conftest import SMALL_MARKET
+from carprice.scraping.crawl import crawl_source
+from carprice_tests.conftest import SMALL_MARKET, crawl_market
 
 
 def _lines(path: Path) -> list[dict]:
@@ -52,7 +52,7 @@ def test_batch_appears_atomically(crawled_batch):
 def test_robots_txt_is_obeyed(tmp_path):
     with running_marketplace(seed=1, day=0, listings=100) as url:
         source = SourceConfig(name="robots", start_url=f"{url}/contact/1", scrapy_settings={"DOWNLOAD_DELAY": 0})
-        result = crawl_source(source, tmp_path, market_seed=1, market_day=0, market_listings=100, timeout_s=120)
+        result = crawl_source(source, tmp_path, timeout_s=120)
     rejects = _lines(result.batch.rejects_file)
     assert result.batch.manifest["counts"]["listings"] == 0
     assert [r["reason"] for r in rejects] == ["request ignored: Forbidden by robots.txt"]
@@ -61,7 +61,7 @@ def test_robots_txt_is_obeyed(tmp_path):
 def test_unreachable_site_gives_a_batch_with_the_reason(tmp_path):
     source = SourceConfig(name="down", start_url="http://127.0.0.1:9/cars",
                           scrapy_settings={"RETRY_TIMES": 1, "DOWNLOAD_TIMEOUT": 5, "ROBOTSTXT_OBEY": False})
-    result = crawl_source(source, tmp_path, market_seed=1, market_day=0, market_listings=100, timeout_s=120)
+    result = crawl_source(source, tmp_path, timeout_s=120)
     rejects = _lines(result.batch.rejects_file)
     assert result.batch.manifest["counts"] == {"listings": 0, "rejects": 1, "pages": 0}
     assert rejects[0]["reason"].startswith("download failed: ")
@@ -70,8 +70,7 @@ def test_unreachable_site_gives_a_batch_with_the_reason(tmp_path):
 def test_max_pages_limits_pagination(tmp_path):
     source = SourceConfig(name="limited", start_url="embedded", scrapy_settings={"DOWNLOAD_DELAY": 0,
                                                                                   "AUTOTHROTTLE_START_DELAY": 0})
-    result = crawl_source(source, tmp_path, market_seed=2, market_day=0, market_listings=300, timeout_s=120,
-                          max_pages=2)
+    result = crawl_market(tmp_path, seed=2, day=0, listings=300, source=source, max_pages=2)
     counts = result.batch.manifest["counts"]
     assert counts["listings"] + counts["rejects"] == 100
 
@@ -88,7 +87,7 @@ class _FlakySite(ThreadingHTTPServer):
 
 
 class _FlakyHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         hits = self.server.hits
         hits[self.path] = hits.get(self.path, 0) + 1
         if self.path == "/robots.txt":
@@ -121,7 +120,7 @@ def test_spider_retries_follows_selectors_and_stays_on_site(tmp_path):
         url = f"http://127.0.0.1:{site.server_address[1]}/list"
         source = SourceConfig(name="other", start_url=url,
                               scrapy_settings={"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_START_DELAY": 0})
-        result = crawl_source(source, tmp_path, market_seed=1, market_day=0, market_listings=10, timeout_s=120)
+        result = crawl_source(source, tmp_path, timeout_s=120)
     finally:
         site.shutdown()
         site.server_close()

@@ -16,8 +16,7 @@ import duckdb
 import pytest
 
 from carprice.config import PROJECT_DIR
-from carprice.runner import DAGSTER_YAML
-from carprice_tests.conftest import SMALL_MARKET
+from carprice.runs.instance import DAGSTER_YAML
 
 TIMEOUT_S = 420
 
@@ -27,10 +26,7 @@ def daemon(settings):
     """`dagster-daemon run` on this test's instance and data folder, stopped (with its runs) afterwards."""
     settings.dagster_home.mkdir(parents=True)
     (settings.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
-    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CARPRICE_DATA_DIR": str(settings.data_dir),
-           "CARPRICE_MARKET_SEED": str(SMALL_MARKET["market_seed"]),
-           "CARPRICE_MARKET_DAY": str(SMALL_MARKET["market_day"]),
-           "CARPRICE_MARKET_LISTINGS": str(SMALL_MARKET["market_listings"])}
+    env = {**os.environ, **settings.to_env()}
     log = (settings.dagster_home / "daemon.log").open("w")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
                              str(PROJECT_DIR / "workspace.yaml")], cwd=PROJECT_DIR, env=env, stdout=log,

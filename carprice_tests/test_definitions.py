@@ -8,15 +8,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from carprice.definitions import build_definitions
 from carprice.defs.cleaning import clean_listings
-from carprice.defs.ingestion import raw_listings
+from carprice.defs.ingest import raw_listings
 from carprice.defs.monitoring import batch_monitoring
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.publishing import warehouse_snapshot
 from carprice.defs.resources import build_resources
 from carprice.defs.training import challenger_model, champion_model, listing_features
 from carprice.defs.valuation import deals, listing_valuations
-from carprice.definitions import build_definitions
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
 

@@ -12,7 +12,7 @@ import threading
 import traceback
 import urllib.request
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,7 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "pages"
 KM_PER_MILE = 1.609344
 
 
-@lru_cache(maxsize=None)
+@cache
 def market(faults: frozenset[str] = frozenset()) -> Market:
     return Market(MarketConfig.for_active_listings(600, seed=SEED, faults=faults))
 
@@ -45,7 +45,7 @@ def sample_ids() -> list[int]:
     return [int(i) for i in market().active_ids(DAY)[:SAMPLE]]
 
 
-@lru_cache(maxsize=None)
+@cache
 def crawled(faults: frozenset[str] = frozenset()) -> dict[int, tuple[CarListing | Reject, str | None]]:
     """Each sampled listing's detail page as the spider reads it: (item, problem), a Reject's problem its reason."""
     mkt = market(faults)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from carprice.config import Settings
-from carprice.file_import import FileImportError, import_file, parse_column_map, read_table
-from carprice.landing import read_batch
-from carprice.runner import process_batch
+from carprice.ingest.file_import import FileImportError, import_file, parse_column_map, read_table
+from carprice.ingest.landing import read_batch
+from carprice.runs.clock import process_batch
 from carprice.warehouse import Warehouse
 from carprice_tests.test_modeling import clean_frame_from_market
 

@@ -138,7 +138,7 @@ def test_server_serves_pages_robots_and_404s():
         assert status == 200 and 'rel="next"' in body and "ItemList" in body
         listing = market.listing(int(market.active_ids(5)[0]))
         status, body = get(listing.path)
-        assert status == 200 and "application/ld+json" in body or "itemscope" in body
+        assert (status == 200 and "application/ld+json" in body) or "itemscope" in body
         sold = next(i for i in range(10_000) if not market.is_active(i, 5))
         for path, code in ((f"/cars/{sold}-gone", 404), ("/nope", 404), ("/cars?page=abc", 400), ("/cars?page=999", 404)):
             with pytest.raises(urllib.error.HTTPError) as err:

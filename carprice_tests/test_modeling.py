@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice import modeling
-from carprice.features import FEATURES, build_features
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import description_of, title_of
+from carprice.training import modeling
+from carprice.training.features import FEATURES, build_features
 
 
 def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from carprice.config import MonitoringConfig
-from carprice.monitoring import (
+from carprice.monitoring.drift import (
     MONITORED,
     MONITORED_CATEGORICAL,
     MONITORED_NUMERIC,
@@ -212,7 +212,7 @@ def summary(**changes) -> MonitoringSummary:
     base = MonitoringSummary(
         n_reference=5000, n_current=1000, drifted_columns=0, n_columns=12, drift_share=0.0, column_scores=scores,
         prediction_drift_score=0.03, prediction_drifted=False, target_drift_score=0.02, mae_eur=1650.0, mape=0.11,
-        reference_mae_eur=1600.0, reference_mape=0.11, decay=0.0, triggers=[], report_path=None)
+        reference_mae_eur=1600.0, reference_mape=0.11, decay=0.0, n_fresh=1000, triggers=[], report_path=None)
     return replace(base, **changes)
 
 
@@ -263,10 +263,10 @@ def test_decay_only_strictly_above_the_margin():
 
 
 def test_decay_is_not_judged_without_enough_rows_or_a_reference():
-    assert kinds(summary(mape=0.5, n_current=CFG.min_fresh_rows)) == ["decay"]
-    assert kinds(summary(mape=0.5, n_current=CFG.min_fresh_rows - 1)) == []
+    assert kinds(summary(mape=0.5, n_fresh=CFG.min_fresh_rows)) == ["decay"]
+    assert kinds(summary(mape=0.5, n_fresh=CFG.min_fresh_rows - 1)) == []
     assert kinds(summary(mape=0.5, reference_mape=None)) == []
-    assert kinds(summary(mape=None, mae_eur=None, n_current=10)) == []
+    assert kinds(summary(mape=None, mae_eur=None, n_fresh=10)) == []
 
 
 def test_every_rule_can_fire_together():
@@ -284,7 +284,7 @@ def test_quality_is_judged_on_the_fresh_rows_only(reference, tmp_path):
     summary = monitor_batch(reference, current, reference_quality={"mape": true_mape(reference)}, cfg=CFG,
                             html_path=tmp_path / "drift.html", quality_html_path=tmp_path / "quality.html",
                             title="b", fresh=fresh)
-    assert summary.n_current == 1500 and summary.n_fresh == summary.quality_rows == 300
+    assert summary.n_current == 1500 and summary.n_fresh == 300
     assert summary.mape == pytest.approx(np.mean(np.abs(new["predicted_price_eur"] - new["price_eur"])
                                                  / new["price_eur"]), rel=1e-6)
     assert [t.kind for t in summary.triggers] == ["decay"]

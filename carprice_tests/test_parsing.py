@@ -8,10 +8,9 @@ pages of sites that are not ours, to keep the parser generic.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 

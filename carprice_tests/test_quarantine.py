@@ -16,12 +16,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from carprice.config import SOURCES, Settings
-from carprice.defs.partitions import batch_partitions
+from carprice.config import Settings
 from carprice.definitions import build_definitions
-from carprice.registry import champion
-from carprice.scraping import crawl_source
-from carprice.validation.admission import AdmissionError, batch_statuses, readmit
+from carprice.defs.partitions import batch_partitions
+from carprice.training.registry import champion
+from carprice.validation.admission import AdmissionError, readmit
 from carprice.validation.checks import (
     CHECK_COLUMNS,
     CHECK_DISTRIBUTIONS,
@@ -29,8 +28,9 @@ from carprice.validation.checks import (
     CHECK_UNITS,
     CHECK_VALUES,
 )
+from carprice.validation.store import batch_statuses
 from carprice.warehouse import Warehouse
-from carprice_tests.conftest import SMALL_MARKET, copy_batch
+from carprice_tests.conftest import SMALL_MARKET, copy_batch, crawl_market
 
 
 def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -52,10 +52,8 @@ ALWAYS_PROMOTE = {"ops": {"champion_model": {"config": {"min_relative_improvemen
 
 
 def crawl_day(settings: Settings, day: int, faults: frozenset[str] = frozenset()) -> str:
-    result = crawl_source(SOURCES["automarkt"], settings.landing_dir, market_seed=settings.market_seed,
-                          market_day=day, market_listings=settings.market_listings, market_faults=faults,
-                          timeout_s=300)
-    return result.batch.batch_id
+    return crawl_market(settings.landing_dir, seed=settings.market_seed, day=day,
+                        listings=settings.market_listings, faults=faults).batch.batch_id
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice import modeling
 from carprice.config import PromotionConfig
-from carprice.evaluation import MedianBaseline, decide_promotion, score
-from carprice.features import build_features
-from carprice.promotion import evaluate_challenger
-from carprice.registry import (
+from carprice.training import modeling
+from carprice.training.evaluation import MedianBaseline, decide_promotion, score
+from carprice.training.features import build_features
+from carprice.training.promotion import judge_challenger
+from carprice.training.registry import (
     RegistryError,
     champion,
     get_model,
-    history,
     promote,
     register_challenger,
     rollback,
 )
-from carprice.serving_check import check_servable
+from carprice.training.serving_check import check_servable
+from carprice.training.store import history
 from carprice.warehouse import Warehouse
 from carprice_tests.test_modeling import clean_frame_from_market
 
@@ -53,7 +53,7 @@ def train_and_register(wh: Warehouse, tmp_path, features: pd.DataFrame, train_sh
 def test_first_model_is_promoted_when_it_beats_the_baselines(tmp_path, features):
     wh = Warehouse(tmp_path / "wh.duckdb")
     version = train_and_register(wh, tmp_path, features)
-    result = evaluate_challenger(wh, features, CFG)
+    result = judge_challenger(wh, features, CFG)
     assert result.promoted and result.reason.startswith("first model; beats the baselines")
     assert champion(wh).version == version
     assert "servable" in result.scores["decision"]["servability"]
@@ -69,7 +69,7 @@ def test_better_challenger_replaces_the_champion(tmp_path, features):
     weak = train_and_register(wh, tmp_path, features, train_share=0.25)
     promote(wh, weak, "seeded for the test")
     strong = train_and_register(wh, tmp_path, features)
-    result = evaluate_challenger(wh, features, CFG)
+    result = judge_challenger(wh, features, CFG)
     assert result.promoted, result.reason
     assert champion(wh).version == strong
     assert get_model(wh, weak).status == "archived"
@@ -81,7 +81,7 @@ def test_worse_challenger_is_rejected_and_the_champion_keeps_serving(tmp_path, f
     good = train_and_register(wh, tmp_path, features)
     promote(wh, good, "seeded for the test")
     worse = train_and_register(wh, tmp_path, features, train_share=0.2, params={"num_leaves": 2})
-    result = evaluate_challenger(wh, features, CFG)
+    result = judge_challenger(wh, features, CFG)
     assert not result.promoted and "does not improve on the champion" in result.reason
     assert champion(wh).version == good
     rejected = get_model(wh, worse)
@@ -95,7 +95,7 @@ def test_corrupted_challenger_is_never_promoted(tmp_path, features):
     version = train_and_register(wh, tmp_path, features)
     artifact = get_model(wh, version).artifact_path / "model.txt"
     artifact.write_text(artifact.read_text().replace("leaf_value=", "leaf_value=1", 1))
-    result = evaluate_challenger(wh, features, CFG)
+    result = judge_challenger(wh, features, CFG)
     assert not result.promoted and "artifact unusable" in result.reason and "checksum" in result.reason
     with pytest.raises(LookupError):
         champion(wh)
@@ -121,7 +121,7 @@ def test_rollback_restores_an_earlier_champion(tmp_path, features):
     second = train_and_register(wh, tmp_path, features, train_share=0.5)
     promote(wh, second, "second")
     rejected = train_and_register(wh, tmp_path, features)
-    evaluate_challenger(wh, features, PromotionConfig(min_relative_improvement=0.99, backtest_folds=0))
+    judge_challenger(wh, features, PromotionConfig(min_relative_improvement=0.99, backtest_folds=0))
 
     with pytest.raises(RegistryError, match="needs a reason"):
         rollback(wh, first, " ")

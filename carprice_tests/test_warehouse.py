@@ -8,7 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from carprice.landing import BatchError, find_batch, list_batches, read_batch
+from carprice.ingest.landing import BatchError, find_batch, list_batches, read_batch
+from carprice.ingest.store import ingest_batch
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
 
@@ -40,8 +41,8 @@ def test_list_batches_skips_batches_still_being_written(tmp_path, crawled_batch)
 
 def test_ingest_is_idempotent_and_keeps_every_row(tmp_path, crawled_batch):
     wh = Warehouse(tmp_path / "wh.duckdb")
-    first = wh.ingest_batch(crawled_batch)
-    second = wh.ingest_batch(crawled_batch)
+    first = ingest_batch(wh, crawled_batch)
+    second = ingest_batch(wh, crawled_batch)
     assert first == second == {"listings": crawled_batch.manifest["counts"]["listings"],
                                 "rejects": crawled_batch.manifest["counts"]["rejects"]}
     row = wh.query("SELECT * FROM batches").iloc[0]
@@ -53,11 +54,11 @@ def test_ingest_is_idempotent_and_keeps_every_row(tmp_path, crawled_batch):
 def test_a_failed_ingest_leaves_the_previous_rows(tmp_path, crawled_batch):
     copy = copy_batch(crawled_batch, tmp_path / "landing")
     wh = Warehouse(tmp_path / "wh.duckdb")
-    before = wh.ingest_batch(copy)
+    before = ingest_batch(wh, copy)
     with open(copy.listings_file, "a", encoding="utf-8") as fh:
         fh.write('{"url": "x", "mileage_km": "not a number"}\n')
     with pytest.raises(duckdb.Error):
-        wh.ingest_batch(copy)
+        ingest_batch(wh, copy)
     assert wh.query("SELECT count(*) AS n FROM raw_listings").iloc[0]["n"] == before["listings"]
 
 
@@ -67,7 +68,7 @@ def test_empty_batch_ingests_as_zero_rows(tmp_path):
     (folder / "listings.jsonl").write_text("")
     (folder / "manifest.json").write_text(json.dumps({"batch_id": "src-empty", "source": "src", "counts": {}}))
     wh = Warehouse(tmp_path / "wh.duckdb")
-    assert wh.ingest_batch(read_batch(folder)) == {"listings": 0, "rejects": 0}
+    assert ingest_batch(wh, read_batch(folder)) == {"listings": 0, "rejects": 0}
 
 
 def test_replace_table_is_all_or_nothing(tmp_path):
@@ -83,7 +84,7 @@ def test_an_analyst_on_the_snapshot_never_blocks_writes(tmp_path, crawled_batch)
     wh.replace_table("t", pd.DataFrame({"a": [1]}))
     wh.publish_snapshot(snapshot)
     with duckdb.connect(str(snapshot), read_only=True) as analyst:
-        wh.ingest_batch(crawled_batch)  # the live file is free although the analyst has a session open
+        ingest_batch(wh, crawled_batch)  # the live file is free although the analyst has a session open
         wh.replace_table("t", pd.DataFrame({"a": [1, 2]}))
         wh.publish_snapshot(snapshot)
         assert analyst.execute("SELECT count(*) FROM t").fetchone()[0] == 1, "an open session keeps its view"

@@ -12,8 +12,8 @@ from scrapy import signals
 from scrapy.exceptions import DropItem
 
 from scrapers import normalize
+from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
-from scrapers.landing import BatchWriter
 
 
 class NormalizePipeline:

@@ -10,14 +10,14 @@ import json
 import dagster as dg
 
 from carprice.config import SOURCES, RetrainingConfig
-from carprice.defs.ingestion import raw_listings
+from carprice.defs.ingest import raw_listings
 from carprice.defs.jobs import batch_job, crawl_job, training_job
 from carprice.defs.monitoring import batch_monitoring
-from carprice.defs.training import challenger_model
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
-from carprice.landing import scan_landing
-from carprice.retraining import TRIGGER_KIND_TAG, TRIGGER_REASON_TAG, MonitoredBatch, training_due
+from carprice.defs.training import challenger_model
+from carprice.ingest.landing import scan_landing
+from carprice.monitoring.retraining import TRIGGER_KIND_TAG, TRIGGER_REASON_TAG, MonitoredBatch, training_due
 
 
 @dg.schedule(job=crawl_job, cron_schedule="0 6 * * *", default_status=dg.DefaultScheduleStatus.RUNNING)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from carprice.defs.cleaning import clean_listings
-from carprice.defs.ingestion import raw_listings
+from carprice.defs.ingest import raw_listings
 from carprice.defs.monitoring import batch_monitoring
 from carprice.defs.publishing import warehouse_snapshot
 from carprice.defs.scraping import scraped_batch

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from carprice.defs.resources import WarehouseResource
+from carprice.defs.metadata import OWNERS, layer
 from carprice.defs.monitoring import batch_monitoring
+from carprice.defs.resources import WarehouseResource
 from carprice.defs.valuation import deals
 
 
-@dg.asset(deps=[deals, batch_monitoring], group_name="publishing", kinds={"duckdb"}, pool="warehouse")
+@dg.asset(deps=[deals, batch_monitoring], group_name="publishing", owners=OWNERS, tags=layer("published"), kinds={"duckdb"}, pool="warehouse")
 def warehouse_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """A consistent copy of the warehouse that readers open read-only without ever blocking a run."""
     target = warehouse.get().publish_snapshot(Path(warehouse.snapshot_path))

@@ -2,78 +2,104 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 
-from carprice.alerts import Alert, load_hook, raise_alerts
-from carprice.config import SOURCES, Settings, load_settings
+from carprice.config import EMBEDDED_MARKETPLACE, ENV_VARS, SOURCES, DataLayout, Settings
 from carprice.market.faults import faults_on_day, parse_fault_schedule
+from carprice.market.server import running_marketplace
 from carprice.market.shifts import parse_shifts
-from carprice.scraping import CrawlResult, crawl_source
+from carprice.monitoring.alerts import Alert, dispatch_alerts, load_hook
+from carprice.scraping.crawl import CrawlResult, crawl_source
 from carprice.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file, and the snapshot published for readers."""
+    """The DuckDB warehouse file of the installation in ``data_dir``, and the snapshot published for readers."""
 
-    path: str
-    snapshot_path: str
+    data_dir: str
 
     def get(self) -> Warehouse:
-        return Warehouse(self.path)
+        return Warehouse(DataLayout(Path(self.data_dir)).warehouse_path)
+
+    @property
+    def snapshot_path(self) -> Path:
+        return DataLayout(Path(self.data_dir)).snapshot_path
 
 
 class LandingZoneResource(dg.ConfigurableResource):
     """The folder where spiders land batches."""
 
-    path: str
+    data_dir: str
 
     @property
     def root(self) -> Path:
-        return Path(self.path)
+        return DataLayout(Path(self.data_dir)).landing_dir
 
 
 class ModelStoreResource(dg.ConfigurableResource):
     """The folder holding model artifacts (LightGBM text files and their metadata)."""
 
-    path: str
+    data_dir: str
 
     @property
     def root(self) -> Path:
-        return Path(self.path)
+        return DataLayout(Path(self.data_dir)).models_dir
+
+
+class MarketplaceResource(dg.ConfigurableResource):
+    """The embedded simulated marketplace: the one place the platform reaches carprice.market.
+
+    Nothing downstream knows the site is simulated; sources whose start URL is ``embedded`` are crawled
+    from it, started for the crawl and stopped after.
+    """
+
+    seed: int
+    day: int
+    listings: int
+    faults: str  # comma-separated fault names ("name@DAY": that market day only)
+    shifts: str  # market shift episodes, e.g. "suv+30%@40"
+
+    @contextlib.contextmanager
+    def running(self, day: int | None = None) -> Iterator[str]:
+        """The marketplace as it is on ``day`` (the configured day by default), for the block; yields its start URL."""
+        day = self.day if day is None else day
+        try:
+            faults = faults_on_day(parse_fault_schedule(self.faults), day)
+            shifts = parse_shifts(self.shifts)
+        except ValueError as exc:
+            raise dg.Failure(f"bad marketplace settings: {exc}") from exc
+        with running_marketplace(self.seed, day, self.listings, faults=faults, shifts=shifts) as base:
+            yield f"{base}/cars?page=1"
 
 
 class ScraperResource(dg.ConfigurableResource):
-    """Runs spiders in their own process; starts the embedded marketplace for sources that use it."""
+    """Runs spiders in their own process, into the landing zone."""
 
-    landing_dir: str
-    market_seed: int = 7
-    market_day: int = 0
-    market_listings: int = 3000
-    market_faults: str = ""  # comma-separated fault names ("name@DAY": that market day only)
-    market_shifts: str = ""  # market shift episodes, e.g. "suv+30%@40"
-    timeout_s: int = 1800
+    data_dir: str
+    marketplace: MarketplaceResource
+    timeout_s: int
 
     def crawl(self, source_name: str, market_day: int | None = None) -> CrawlResult:
         """Crawl one source; the embedded marketplace shows ``market_day`` (the configured day by default)."""
         if source_name not in SOURCES:
             raise dg.Failure(f"unknown source {source_name!r}; configured: {sorted(SOURCES)}")
-        day = self.market_day if market_day is None else market_day
-        try:
-            faults = faults_on_day(parse_fault_schedule(self.market_faults), day)
-            shifts = parse_shifts(self.market_shifts)
-        except ValueError as exc:
-            raise dg.Failure(f"bad marketplace settings: {exc}") from exc
-        return crawl_source(SOURCES[source_name], Path(self.landing_dir), market_seed=self.market_seed,
-                            market_day=day, market_listings=self.market_listings, market_faults=faults,
-                            market_shifts=shifts, timeout_s=self.timeout_s)
+        source = SOURCES[source_name]
+        with contextlib.ExitStack() as stack:
+            start_url = source.start_url
+            if start_url == EMBEDDED_MARKETPLACE:
+                start_url = stack.enter_context(self.marketplace.running(market_day))
+            return crawl_source(source, DataLayout(Path(self.data_dir)).landing_dir, start_url=start_url,
+                                timeout_s=self.timeout_s)
 
 
 class AlertsResource(dg.ConfigurableResource):
     """Where alerts go besides the run log and the alerts table: one hook function, named in the settings."""
 
-    hook: str = ""  # "package.module:function"
+    hook: str  # "package.module:function", or empty
 
     def send(self, wh: Warehouse, alerts: list[Alert], log, run_id: str | None = None) -> int:
         """Log, record and deliver ``alerts``; a hook that cannot be loaded is logged, and the alerts still recorded."""
@@ -82,18 +108,18 @@ class AlertsResource(dg.ConfigurableResource):
         except ValueError as exc:
             log.error("alerts are recorded but not sent: %s", exc)
             hook = None
-        return raise_alerts(wh, alerts, log=log, hook=hook, run_id=run_id)
+        return dispatch_alerts(wh, alerts, log=log, hook=hook, run_id=run_id)
 
 
 class ReportsResource(dg.ConfigurableResource):
     """The folder of monitoring reports, and the URL it is served under (`carprice ui` serves it)."""
 
-    path: str
-    base_url: str = ""
+    data_dir: str
+    base_url: str
 
     @property
     def root(self) -> Path:
-        return Path(self.path)
+        return DataLayout(Path(self.data_dir)).reports_dir
 
     def url_of(self, report: Path) -> str:
         relative = report.resolve().relative_to(self.root.resolve()).as_posix()
@@ -101,16 +127,22 @@ class ReportsResource(dg.ConfigurableResource):
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
-    """All resources for one installation, from the settings (the environment by default)."""
-    settings = settings or load_settings()
+    """All resources of one installation: from ``settings`` (tests, `carprice run`), or, without them, from
+    the environment through ``dg.EnvVar`` (the code location the webserver and daemon load; the UI shows
+    which variable each value comes from)."""
+    if settings is None:
+        text, number = (lambda field: dg.EnvVar(ENV_VARS[field])), (lambda field: dg.EnvVar.int(ENV_VARS[field]))
+    else:
+        env = settings.to_env()
+        text, number = (lambda field: env[ENV_VARS[field]]), (lambda field: int(env[ENV_VARS[field]]))
+    data_dir = text("data_dir")
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path), snapshot_path=str(settings.snapshot_path)),
-        "landing_zone": LandingZoneResource(path=str(settings.landing_dir)),
-        "model_store": ModelStoreResource(path=str(settings.models_dir)),
-        "scraper": ScraperResource(landing_dir=str(settings.landing_dir), market_seed=settings.market_seed,
-                                   market_day=settings.market_day, market_listings=settings.market_listings,
-                                   market_faults=",".join(sorted(settings.market_faults)),
-                                   market_shifts=settings.market_shifts, timeout_s=settings.crawl_timeout_s),
-        "alerts": AlertsResource(hook=settings.alert_hook),
-        "reports": ReportsResource(path=str(settings.reports_dir), base_url=settings.reports_url),
+        "warehouse": WarehouseResource(data_dir=data_dir),
+        "landing_zone": LandingZoneResource(data_dir=data_dir),
+        "model_store": ModelStoreResource(data_dir=data_dir),
+        "scraper": ScraperResource(data_dir=data_dir, timeout_s=number("crawl_timeout_s"), marketplace=MarketplaceResource(
+            seed=number("market_seed"), day=number("market_day"), listings=number("market_listings"),
+            faults=text("market_faults"), shifts=text("market_shifts"))),
+        "alerts": AlertsResource(hook=text("alert_hook")),
+        "reports": ReportsResource(data_dir=data_dir, base_url=text("reports_url")),
     }

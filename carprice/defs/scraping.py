@@ -4,9 +4,10 @@ from datetime import date
 
 import dagster as dg
 
+from carprice.config import market_day
+from carprice.defs.metadata import OWNERS, layer
 from carprice.defs.partitions import batch_partitions, source_partitions
 from carprice.defs.resources import ScraperResource
-from carprice.market.generator import MarketConfig
 
 
 class CrawlConfig(dg.Config):
@@ -16,16 +17,16 @@ class CrawlConfig(dg.Config):
 
 
 def market_day_of(as_of: str) -> int | None:
-    """The simulated marketplace's day number for an ISO date (its calendar starts on MarketConfig.start_date)."""
+    """The simulated marketplace's day number for an ISO date (on the market calendar of carprice.config)."""
     if not as_of:
         return None
     try:
-        return (date.fromisoformat(as_of) - MarketConfig.start_date).days
+        return market_day(date.fromisoformat(as_of))
     except ValueError as exc:
         raise dg.Failure(f"as_of must be an ISO date like 2026-03-01, got {as_of!r}") from exc
 
 
-@dg.asset(partitions_def=source_partitions, group_name="scraping", kinds={"scrapy"})
+@dg.asset(partitions_def=source_partitions, group_name="scraping", owners=OWNERS, tags=layer("landing"), kinds={"scrapy"})
 def scraped_batch(context: dg.AssetExecutionContext, config: CrawlConfig,
                   scraper: ScraperResource) -> dg.MaterializeResult:
     """A fresh crawl of one source, landed as a batch (listings, rejects, manifest)."""

@@ -2,14 +2,16 @@
 
 import dagster as dg
 
+from carprice.defs.metadata import OWNERS, layer, table_metadata
 from carprice.defs.resources import WarehouseResource
 from carprice.defs.training import champion_model, listing_features
-from carprice.modeling import ModelArtifactError, load_model
-from carprice.registry import NoChampionError, champion
-from carprice.valuation import find_deals, no_valuations, value_listings
+from carprice.training.modeling import ModelArtifactError, load_model
+from carprice.training.registry import NoChampionError, champion
+from carprice.valuation import store
+from carprice.valuation.pricing import deals_table, find_deals, no_valuations, value_listings
 
 
-@dg.asset(deps=[champion_model, listing_features], group_name="valuation", kinds={"duckdb", "lightgbm"},
+@dg.asset(deps=[champion_model, listing_features], group_name="valuation", owners=OWNERS, tags=layer("serving"), kinds={"duckdb", "lightgbm"},
           pool="warehouse")
 def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Predicted market price, with a 90% interval, of every current listing by the champion model."""
@@ -18,42 +20,34 @@ def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         serving = champion(wh)
     except NoChampionError:
         # Before the first model is promoted there is nothing to value with; the retraining sensor trains one.
-        wh.replace_table("listing_valuations", no_valuations())
+        store.write_valuations(wh, no_valuations())
         context.log.warning("no champion model yet: no listing valued")
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "model_version": "none yet"})
     try:
         model = load_model(serving.artifact_path, expected_sha256=serving.sha256)
     except ModelArtifactError as exc:
         raise dg.Failure(str(exc)) from exc
-    current = wh.query(
-        "SELECT f.* FROM listing_features f JOIN clean_listings c USING (url) WHERE c.is_current")
-    valuations = value_listings(model, current, serving.version)
-    wh.replace_table("listing_valuations", valuations)
+    valuations = value_listings(model, store.current_features(wh), serving.version)
+    store.write_valuations(wh, valuations)
     context.log.info("valued %d listings with %s", len(valuations), serving.version)
     inside = ((valuations["asking_price_eur"] >= valuations["lower_price_eur"])
               & (valuations["asking_price_eur"] <= valuations["upper_price_eur"]))
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(valuations),
+        **table_metadata(valuations),
         "model_version": serving.version,
         "median_price_ratio": round(float(valuations["price_ratio"].median()), 4) if len(valuations) else 0.0,
         "asking_inside_interval_share": round(float(inside.mean()), 4) if len(valuations) else 0.0,
     })
 
 
-@dg.asset(deps=[listing_valuations], group_name="valuation", kinds={"duckdb"}, pool="warehouse")
+@dg.asset(deps=[listing_valuations], group_name="valuation", owners=OWNERS, tags=layer("serving"), kinds={"duckdb"}, pool="warehouse")
 def deals(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Listings asking below the lower end of their predicted interval, ranked by expected saving."""
     wh = warehouse.get()
-    found = find_deals(wh.query("SELECT * FROM listing_valuations"),
-                       wh.query("SELECT url, title, make, model, model_year, mileage_km, seller_type, region "
-                                "FROM clean_listings WHERE is_current"))
-    wh.replace_table("deals", found)
-    top = found.head(10)
-    table = "\n".join(["| listing | asking | predicted | saving |", "|---|---:|---:|---:|"] + [
-        f"| [{r.title}]({r.url}) | {r.asking_price_eur:,.0f} | {r.predicted_price_eur:,.0f} | {r.saving_eur:,.0f} |"
-        for r in top.itertuples()])
+    found = find_deals(store.read_valuations(wh), store.current_descriptions(wh))
+    store.write_deals(wh, found)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(found),
+        **table_metadata(found),
         "total_expected_saving_eur": round(float(found["saving_eur"].sum()), 0) if len(found) else 0.0,
-        "top_deals": dg.MetadataValue.md(table if len(found) else "no deals today"),
+        "top_deals": dg.MetadataValue.md(deals_table(found.head(10)) if len(found) else "no deals today"),
     })

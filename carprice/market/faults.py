@@ -337,5 +337,5 @@ def _nested_graph_page(shell: bytes, data: dict, rng: random.Random) -> bytes:
     opening = '{"@context": "https://schema.org", "@graph": ' + ("[" if as_list else "")
     closing = ("]" if as_list else "") + "}"
     script = opening * depth + json.dumps(data, ensure_ascii=False) + closing * depth
-    block = f'<script type="application/ld+json">{script}</script>'.encode("utf-8")
+    block = f'<script type="application/ld+json">{script}</script>'.encode()
     return shell.replace(b"</head>", block + b"</head>", 1)

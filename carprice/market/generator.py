@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from carprice.config import MARKET_CALENDAR_START
+from carprice.config import market_date, market_day
 from carprice.market.catalogue import MODELS, ModelSpec
 from carprice.market.faults import validate_faults
 from carprice.market.shifts import MarketShift, shift_multiplier, validate_shifts
@@ -76,11 +76,11 @@ class MarketConfig:
     """The knobs of a simulated market; the same config and day give the same site.
 
     ``faults`` names the site breakages to inject (see ``carprice.market.faults``); ``shifts`` are real
-    changes in what a segment of cars is worth from some day on (see ``carprice.market.shifts``).
+    changes in what a segment of cars is worth from some day on (see ``carprice.market.shifts``). Day numbers
+    are those of the one market calendar (``carprice.config.market_date``).
     """
 
     seed: int = 7
-    start_date: date = MARKET_CALENDAR_START
     daily_new: int = 100
     mean_days_on_market: float = 30.0
     warmup_days: int = _MAX_DAYS_ON_MARKET
@@ -99,7 +99,7 @@ class MarketConfig:
         object.__setattr__(self, "shifts", validate_shifts(self.shifts))
 
     @classmethod
-    def for_active_listings(cls, n: int, **kwargs) -> "MarketConfig":
+    def for_active_listings(cls, n: int, **kwargs) -> MarketConfig:
         """A config whose market holds about ``n`` listings on any day."""
         mean = kwargs.pop("mean_days_on_market", cls.mean_days_on_market)
         return cls(daily_new=max(1, round(n / mean)), mean_days_on_market=mean, **kwargs)
@@ -198,7 +198,8 @@ class Market:
 
     # --- calendar -------------------------------------------------------------
     def date_of(self, day: int) -> date:
-        return self.config.start_date + timedelta(days=day)
+        """The calendar date of market day ``day``."""
+        return market_date(day)
 
     def _listed_day(self, ids: np.ndarray) -> np.ndarray:
         return ids // self.config.daily_new - self.config.warmup_days
@@ -286,7 +287,7 @@ class Market:
         value = (spec.new_price_eur * inflation * power_factor * depreciation * fuel_factor * gearbox
                  * trim * damage * seller * region_factor * _CONDITION_FACTOR[car.condition])
         # The shift multiplies the floored price so a shifted listing is worth exactly factor times its twin.
-        shift = shift_multiplier(self.config.shifts, spec.body, car.fuel, (listed_on - self.config.start_date).days)
+        shift = shift_multiplier(self.config.shifts, spec.body, car.fuel, market_day(listed_on))
         return max(300.0, value) * shift
 
     def listing(self, listing_id: int) -> Listing:

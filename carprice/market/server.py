@@ -31,9 +31,9 @@ class MarketplaceHandler(BaseHTTPRequestHandler):
     """Routes requests to the page renderers of one market on one day."""
 
     protocol_version = "HTTP/1.1"
-    server: "MarketplaceServer"
+    server: MarketplaceServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         status, body, ctype = self._route()
         # Detail pages come as bytes: a broken page's bytes need not be UTF-8 whatever the header says.
         payload = body if isinstance(body, bytes) else body.encode("utf-8")
@@ -66,7 +66,7 @@ class MarketplaceHandler(BaseHTTPRequestHandler):
             return 404, "this car has been sold", "text/plain"
         return 404, "not found", "text/plain"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002
+    def log_message(self, format: str, *args) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 

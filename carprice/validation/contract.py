@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from carprice.warehouse import LISTING_COLUMNS
+from carprice.ingest.store import LISTING_COLUMNS
 
 # Fields a listing cannot be priced without; the spider already rejects rows missing them.
 REQUIRED = ("url", "make", "model", "price_eur")

@@ -6,16 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from carprice.config import EMBEDDED_MARKETPLACE, PROJECT_DIR, SourceConfig
-from carprice.landing import Batch, read_batch
-from carprice.market.server import running_marketplace
-from carprice.market.shifts import MarketShift
-from scrapers.landing import make_batch_id
+from carprice.ingest.landing import Batch, read_batch
+from scrapers.batch_writer import make_batch_id
 
 
 class CrawlError(RuntimeError):
@@ -44,25 +41,25 @@ def crawl_command(source: SourceConfig, start_url: str, landing_dir: Path, batch
     return cmd
 
 
-def crawl_source(source: SourceConfig, landing_dir: Path, *, market_seed: int, market_day: int,
-                 market_listings: int, market_faults: frozenset[str] = frozenset(), timeout_s: float = 1800,
-                 max_pages: int | None = None, market_shifts: tuple[MarketShift, ...] = ()) -> CrawlResult:
-    """Crawl ``source`` (starting the embedded marketplace if it is that one) and return the landed batch."""
+def crawl_source(source: SourceConfig, landing_dir: Path, *, start_url: str | None = None, timeout_s: float = 1800,
+                 max_pages: int | None = None) -> CrawlResult:
+    """Crawl ``source`` from ``start_url`` (its configured one by default) and return the landed batch.
+
+    A source whose address is only known once it runs (the embedded marketplace) is given ``start_url``
+    by the caller that started it.
+    """
+    start_url = start_url or source.start_url
+    if start_url == EMBEDDED_MARKETPLACE:
+        raise CrawlError(f"source {source.name} is the embedded marketplace: start it and pass its start URL")
     batch_id = make_batch_id(source.name, datetime.now(UTC))
-    with ExitStack() as stack:
-        start_url = source.start_url
-        if start_url == EMBEDDED_MARKETPLACE:
-            base = stack.enter_context(running_marketplace(market_seed, market_day, market_listings,
-                                                           faults=market_faults, shifts=market_shifts))
-            start_url = f"{base}/cars?page=1"
-        cmd = crawl_command(source, start_url, landing_dir, batch_id, max_pages)
-        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise CrawlError(f"crawl of {source.name} timed out after {timeout_s} s") from exc
-        seconds = time.perf_counter() - started
+    cmd = crawl_command(source, start_url, landing_dir, batch_id, max_pages)
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise CrawlError(f"crawl of {source.name} timed out after {timeout_s} s") from exc
+    seconds = time.perf_counter() - started
     log_tail = "\n".join(proc.stderr.splitlines()[-40:])
     batch_dir = landing_dir / source.name / batch_id
     if proc.returncode != 0 or not (batch_dir / "manifest.json").exists():

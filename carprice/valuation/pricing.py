@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from carprice.modeling import PriceModel
+from carprice.training.modeling import PriceModel
 
 
 def value_listings(model: PriceModel, features: pd.DataFrame, model_version: str) -> pd.DataFrame:
@@ -40,3 +40,10 @@ def find_deals(valuations: pd.DataFrame, listings: pd.DataFrame) -> pd.DataFrame
     deals = below.merge(listings, on="url", how="left")
     deals = deals.assign(below_lower_bound_eur=deals["lower_price_eur"] - deals["asking_price_eur"])
     return deals.sort_values("saving_eur", ascending=False).reset_index(drop=True)
+
+
+def deals_table(deals: pd.DataFrame) -> str:
+    """Deals as a Markdown table linking each listing, with asking, predicted price and saving in EUR."""
+    return "\n".join(["| listing | asking | predicted | saving |", "|---|---:|---:|---:|"] + [
+        f"| [{r.title}]({r.url}) | {r.asking_price_eur:,.0f} | {r.predicted_price_eur:,.0f} | {r.saving_eur:,.0f} |"
+        for r in deals.itertuples()])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from carprice.features import CATEGORICAL
+from carprice.training.features import CATEGORICAL
 
 NUMERIC = ["age_years", "mileage_km", "power_kw", "model_year"]
 
@@ -36,7 +36,7 @@ class RidgeLogPrice:
             blocks.append(sparse.csr_matrix((np.ones(known.sum()), (rows[known], codes[known])), shape=(n, len(levels))))
         return sparse.hstack(blocks, format="csr")
 
-    def fit(self, train: pd.DataFrame) -> "RidgeLogPrice":
+    def fit(self, train: pd.DataFrame) -> RidgeLogPrice:
         self.fill = {c: float(np.nan_to_num(train[c].astype(float).median())) for c in NUMERIC}
         filled = {c: train[c].astype(float).fillna(self.fill[c]) for c in NUMERIC}
         self.mean = {c: float(v.mean()) for c, v in filled.items()}
@@ -61,7 +61,7 @@ class RidgeLogPrice:
                 "coef": [float(c) for c in self.coef]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RidgeLogPrice":
+    def from_dict(cls, data: dict) -> RidgeLogPrice:
         model = cls(alpha=data["alpha"])
         model.fill, model.mean, model.std, model.levels = data["fill"], data["mean"], data["std"], data["levels"]
         model.coef = np.asarray(data["coef"], dtype=float)

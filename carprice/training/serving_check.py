@@ -1,6 +1,6 @@
 """Servability check: load a model artifact in a fresh process and predict a sample, as serving would.
 
-    python -m carprice.serving_check MODEL_DIR SHA256 SAMPLE.parquet EXPECTED.npy
+    python -m carprice.training.serving_check MODEL_DIR SHA256 SAMPLE.parquet EXPECTED.npy
 
 Exits 0 when the artifact loads (checksum verified) and its predictions match the trainer's.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from carprice.modeling import ModelArtifactError, load_model
+from carprice.training.modeling import ModelArtifactError, load_model
 
 
 def check_servable(folder: Path, sha256: str, sample: pd.DataFrame, expected: np.ndarray,
@@ -25,7 +25,7 @@ def check_servable(folder: Path, sha256: str, sample: pd.DataFrame, expected: np
         sample_path, expected_path = Path(tmp) / "sample.parquet", Path(tmp) / "expected.npy"
         sample.to_parquet(sample_path)
         np.save(expected_path, expected)
-        proc = subprocess.run([sys.executable, "-m", "carprice.serving_check", str(folder), sha256,
+        proc = subprocess.run([sys.executable, "-m", "carprice.training.serving_check", str(folder), sha256,
                                str(sample_path), str(expected_path)], capture_output=True, text=True, timeout=timeout_s)
     message = (proc.stdout + proc.stderr).strip().splitlines()
     return proc.returncode == 0, message[-1] if message else f"exit {proc.returncode}"

@@ -12,8 +12,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from carprice.features import CATEGORICAL, FEATURES
-from carprice.linear import RidgeLogPrice
+from carprice.training.features import CATEGORICAL, FEATURES
+from carprice.training.linear import RidgeLogPrice
 
 # Tuned on the simulated market at 3k and 15k listings: small trees on top of the linear base.
 DEFAULT_PARAMS = {
@@ -156,7 +156,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndar
         "median_ape": float(np.median(np.abs(err) / actual)) if len(actual) else float("nan"),
         "mape": float(np.mean(np.abs(err) / actual)) if len(actual) else float("nan"),
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-        "n": int(len(actual)),
+        "n": len(actual),
     }
     if lower is not None and upper is not None and len(actual):
         metrics["interval_coverage"] = float(np.mean((actual >= lower) & (actual <= upper)))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from carprice.monitoring import store
 from carprice.warehouse import Warehouse
 
 KINDS = ("check_failed", "batch_quarantined", "drift", "prediction_drift", "decay")
@@ -57,24 +58,24 @@ def load_hook(spec: str) -> AlertHook | None:
         raise ValueError(f"an alert hook is named 'package.module:function', got {spec!r}")
     try:
         hook = getattr(importlib.import_module(module), name)
-    except Exception as exc:  # noqa: BLE001 (importing user code can raise anything; all of it means "not loadable")
+    except Exception as exc:
         raise ValueError(f"alert hook {spec!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
     if not callable(hook):
         raise ValueError(f"alert hook {spec!r} is not a function")
     return hook
 
 
-def raise_alerts(wh: Warehouse, alerts: Iterable[Alert], *, log: _Log, hook: AlertHook | None = None,
+def dispatch_alerts(wh: Warehouse, alerts: Iterable[Alert], *, log: _Log, hook: AlertHook | None = None,
                  run_id: str | None = None) -> int:
     """Log and record each alert, then hand it to ``hook`` and record the outcome; returns how many."""
     alerts = list(alerts)
     if not alerts:
         return 0
     ids = [uuid.uuid4().hex for _ in alerts]
-    with wh.transaction() as con:
-        con.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", [
-            [alert_id, datetime.now(UTC), a.kind, a.severity, a.subject, a.message,
-             json.dumps(asdict(a)["details"], default=str), run_id] for alert_id, a in zip(ids, alerts)])
+    store.add_alerts(wh, [{"alert_id": alert_id, "raised_at": datetime.now(UTC), "kind": a.kind,
+                           "severity": a.severity, "subject": a.subject, "message": a.message,
+                           "details": json.dumps(asdict(a)["details"], default=str), "run_id": run_id}
+                          for alert_id, a in zip(ids, alerts)])
     for alert in alerts:
         log.warning(alert.line())
     if hook is None:
@@ -83,11 +84,10 @@ def raise_alerts(wh: Warehouse, alerts: Iterable[Alert], *, log: _Log, hook: Ale
     for alert_id, alert in zip(ids, alerts):
         try:
             hook(alert)
-            outcomes.append([True, None, alert_id])
+            outcomes.append((alert_id, True, None))
         except Exception as exc:  # noqa: BLE001 (any notifier failure is recorded; the alert itself stays)
             error = f"{type(exc).__name__}: {exc}"
             log.error("alert hook failed for %s on %s: %s", alert.kind, alert.subject, error)
-            outcomes.append([False, error, alert_id])
-    with wh.transaction() as con:
-        con.executemany("UPDATE alerts SET delivered = ?, delivery_error = ? WHERE alert_id = ?", outcomes)
+            outcomes.append((alert_id, False, error))
+    store.record_deliveries(wh, outcomes)
     return len(alerts)

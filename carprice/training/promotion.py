@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from carprice import modeling
 from carprice.config import PromotionConfig
-from carprice.evaluation import BASELINES, Decision, decide_promotion, score
-from carprice.registry import NoChampionError, champion, latest_challenger, promote, reject
-from carprice.serving_check import check_servable
+from carprice.training import modeling, store
+from carprice.training.evaluation import BASELINES, Decision, decide_promotion, score
+from carprice.training.registry import NoChampionError, champion, latest_challenger, promote, reject
+from carprice.training.serving_check import check_servable
 from carprice.warehouse import Warehouse
 
 MIN_EVAL_ROWS = 30
@@ -63,7 +63,7 @@ def backtest(params: dict, features: list[str], data: pd.DataFrame, before: pd.T
     return out
 
 
-def evaluate_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig) -> PromotionResult:
+def judge_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig) -> PromotionResult:
     """Score the newest challenger, the champion and the baselines on the same rows; promote or reject."""
     challenger = latest_challenger(wh)
     try:
@@ -122,12 +122,11 @@ def evaluate_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig)
 def _record(wh: Warehouse, result: PromotionResult) -> None:
     """Store the judgement, and the challenger's scores on the evaluation rows as its registry metrics."""
     scores = result.scores.get("challenger")
-    with wh.transaction() as con:
-        if scores:
-            con.execute("UPDATE model_registry SET metrics = json_merge_patch(metrics, ?) WHERE version = ?", [
-                json.dumps({"evaluation": scores["overall"], "evaluation_slices": scores["slices"],
-                            "evaluated_from": str(result.eval_from)}), result.challenger])
-        con.execute("INSERT INTO model_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            result.challenger, result.champion_before, datetime.now(UTC), result.eval_from.to_pydatetime(),
-            result.n_eval, json.dumps({k: v for k, v in result.scores.items() if k != "backtest"}, default=str),
-            json.dumps(result.scores.get("backtest", {}), default=str), result.promoted, result.reason])
+    store.record_evaluation(wh, {
+        "challenger": result.challenger, "champion": result.champion_before, "evaluated_at": datetime.now(UTC),
+        "eval_from": result.eval_from.to_pydatetime(), "n_eval": result.n_eval,
+        "scores": json.dumps({k: v for k, v in result.scores.items() if k != "backtest"}, default=str),
+        "backtest": json.dumps(result.scores.get("backtest", {}), default=str), "promoted": result.promoted,
+        "reason": result.reason,
+    }, {"evaluation": scores["overall"], "evaluation_slices": scores["slices"],
+        "evaluated_from": str(result.eval_from)} if scores else None)

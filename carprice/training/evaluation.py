@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from carprice.config import PromotionConfig
-from carprice.linear import RidgeLogPrice
-from carprice.modeling import regression_metrics
+from carprice.training.linear import RidgeLogPrice
+from carprice.training.modeling import regression_metrics
 
 AGE_BANDS = ((0, 3, "0-3y"), (3, 6, "3-6y"), (6, 10, "6-10y"), (10, math.inf, "10y+"))
 PRICE_BANDS = ((0, 5_000, "<5k"), (5_000, 10_000, "5-10k"), (10_000, 20_000, "10-20k"),
@@ -53,7 +53,7 @@ class MedianBaseline:
 
     name = "median_make_model_year"
 
-    def fit(self, train: pd.DataFrame) -> "MedianBaseline":
+    def fit(self, train: pd.DataFrame) -> MedianBaseline:
         self.levels = []
         for keys in (["make", "model", "model_year"], ["make", "model"], ["make"]):
             self.levels.append((keys, train.groupby(keys, dropna=False)["price_eur"].median()))
@@ -70,7 +70,7 @@ class MedianBaseline:
 
 
 class LinearBaseline(RidgeLogPrice):
-    """The linear model: ridge regression of log price (carprice.linear), on its own."""
+    """The linear model: ridge regression of log price (carprice.training.linear), on its own."""
 
     name = "linear_ridge"
 

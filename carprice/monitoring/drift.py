@@ -62,9 +62,9 @@ class MonitoringSummary:
     reference_mae_eur: float | None
     reference_mape: float | None
     decay: float | None
+    n_fresh: int                              # rows quality was judged on: those new to the model, or all of current
     triggers: list[Trigger] = field(default_factory=list)
     report_path: Path | None = None
-    n_fresh: int | None = None                # rows quality was judged on (None: all of current)
     quality_report_path: Path | None = None
 
     def to_row(self) -> dict:
@@ -74,13 +74,7 @@ class MonitoringSummary:
         row["triggers"] = json.dumps([{"kind": t.kind, "reason": t.reason} for t in self.triggers])
         row["report_path"] = None if self.report_path is None else str(self.report_path)
         row["quality_report_path"] = None if self.quality_report_path is None else str(self.quality_report_path)
-        row["n_fresh"] = self.quality_rows
         return row
-
-    @property
-    def quality_rows(self) -> int:
-        """How many rows the champion's quality was judged on."""
-        return self.n_current if self.n_fresh is None else self.n_fresh
 
 
 def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_quality: dict[str, float],
@@ -170,8 +164,7 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
         prediction_drift_score=prediction_score,
         prediction_drifted=prediction_score >= cfg.prediction_drift_threshold,
         target_drift_score=target_score, mae_eur=mae, mape=mape, reference_mae_eur=reference_mae,
-        reference_mape=reference_mape, decay=decay, triggers=[], report_path=None,
-        n_fresh=len(quality_frame) if fresh is not None else None)
+        reference_mape=reference_mape, decay=decay, n_fresh=len(quality_frame), triggers=[], report_path=None)
     summary.triggers = retraining_triggers(summary, cfg)
     if html_path is not None:
         summary.report_path = _save_html(snapshot, Path(html_path), title)
@@ -207,7 +200,7 @@ def retraining_triggers(summary: MonitoringSummary, cfg: MonitoringConfig) -> li
         triggers.append(Trigger("prediction_drift", (
             f"predicted prices drifted: Wasserstein distance {summary.prediction_drift_score:.3f} reference "
             f"standard deviations ≥ {cfg.prediction_drift_threshold:g}")))
-    if (summary.quality_rows >= cfg.min_fresh_rows and summary.mape is not None
+    if (summary.n_fresh >= cfg.min_fresh_rows and summary.mape is not None
             and summary.reference_mape is not None and summary.reference_mape > 0
             and summary.mape > summary.reference_mape * (1 + cfg.decay_margin)):
         above = summary.mape / summary.reference_mape - 1
@@ -215,7 +208,7 @@ def retraining_triggers(summary: MonitoringSummary, cfg: MonitoringConfig) -> li
         if summary.mae_eur is not None and summary.reference_mae_eur is not None:
             mae = f"; MAE {summary.mae_eur:,.0f} € vs {summary.reference_mae_eur:,.0f} €"
         triggers.append(Trigger("decay", (
-            f"champion MAPE on {summary.quality_rows} fresh listings is {summary.mape:.1%}, {above:.0%} above its "
+            f"champion MAPE on {summary.n_fresh} fresh listings is {summary.mape:.1%}, {above:.0%} above its "
             f"evaluation MAPE of {summary.reference_mape:.1%} (allowed margin {cfg.decay_margin:.0%}, "
             f"i.e. up to {summary.reference_mape * (1 + cfg.decay_margin):.1%}){mae}")))
     return triggers

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from carprice.config import RetrainingConfig
+from carprice.monitoring import store
 from carprice.warehouse import Warehouse
 
 # Run tags of training runs started by the retraining sensor: what kind of trigger, and why.
@@ -75,18 +76,9 @@ def training_due(monitored: Sequence[MonitoredBatch], cfg: RetrainingConfig) -> 
 def record_requests(wh: Warehouse, batch_id: str, model_version: str | None,
                     requests: Sequence[tuple[str, str]]) -> None:
     """Record (kind, reason) retraining requests raised by one batch's monitoring; a re-run replaces them."""
-    now = datetime.now(UTC)
-    with wh.transaction() as con:
-        con.execute("DELETE FROM retraining_requests WHERE batch_id = ? AND served_by IS NULL", [batch_id])
-        if requests:
-            con.executemany("INSERT INTO retraining_requests VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                            [[now, kind, reason, batch_id, model_version] for kind, reason in requests])
+    store.replace_open_requests(wh, batch_id, model_version, requests, datetime.now(UTC))
 
 
 def serve_retraining_requests(wh: Warehouse, version: str) -> int:
     """Mark every open request as answered by the challenger ``version``; returns how many were open."""
-    with wh.transaction() as con:
-        n = con.execute("SELECT count(*) FROM retraining_requests WHERE served_by IS NULL").fetchone()[0]
-        con.execute("UPDATE retraining_requests SET served_by = ?, served_at = ? WHERE served_by IS NULL",
-                    [version, datetime.now(UTC)])
-    return int(n)
+    return store.answer_open_requests(wh, version, datetime.now(UTC))

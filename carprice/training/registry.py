@@ -17,10 +17,9 @@ import pandas as pd
 
 from carprice import __version__
 from carprice.config import PROJECT_DIR
-from carprice.modeling import SavedModel
+from carprice.training import store
+from carprice.training.modeling import SavedModel, load_model
 from carprice.warehouse import Warehouse
-
-STATUSES = ("challenger", "champion", "rejected", "archived")
 
 
 class NoChampionError(LookupError):
@@ -57,44 +56,38 @@ def code_version(project_dir: Path = PROJECT_DIR) -> str:
     return f"{__version__}+{sha}{'.dirty' if dirty else ''}"
 
 
+CHALLENGER, CHAMPION, REJECTED, ARCHIVED = "challenger", "champion", "rejected", "archived"
+_AWAITING = "trained; awaiting evaluation"
+
+
 def register_challenger(wh: Warehouse, saved: SavedModel, *, trained_at: datetime, train_batches: list[str],
                         code: str, params: dict, features: list[str], metrics: dict, n_train: int, n_holdout: int,
                         train_cutoff: pd.Timestamp, trained_because: str = "requested by hand") -> None:
     """Record a newly trained model as a challenger, with why it was trained."""
-    with wh.transaction() as con:
-        con.execute(
-            "INSERT INTO model_registry (version, trained_at, status, status_reason, artifact_path, sha256, "
-            "train_batches, code_version, params, features, metrics, n_train, n_holdout, train_cutoff, "
-            "trained_because) VALUES (?, ?, 'challenger', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [saved.version, trained_at, "trained; awaiting evaluation", str(saved.path), saved.sha256, train_batches,
-             code, json.dumps(params, default=str), json.dumps(features), json.dumps(metrics, default=str),
-             n_train, n_holdout, train_cutoff.to_pydatetime(), trained_because])
-        con.execute("INSERT INTO model_events VALUES (?, ?, 'challenger', 'trained; awaiting evaluation')",
-                    [saved.version, trained_at])
-
-
-def _set_status(con, version: str, status: str, reason: str, at: datetime) -> None:
-    con.execute("UPDATE model_registry SET status = ?, status_reason = ? WHERE version = ?", [status, reason, version])
-    con.execute("INSERT INTO model_events VALUES (?, ?, ?, ?)", [version, at, status, reason])
+    store.add_model(wh, {
+        "version": saved.version, "trained_at": trained_at, "status": CHALLENGER, "status_reason": _AWAITING,
+        "artifact_path": str(saved.path), "sha256": saved.sha256, "train_batches": train_batches,
+        "code_version": code, "params": json.dumps(params, default=str), "features": json.dumps(features),
+        "metrics": json.dumps(metrics, default=str), "n_train": n_train, "n_holdout": n_holdout,
+        "train_cutoff": train_cutoff.to_pydatetime(), "trained_because": trained_because}, trained_at, _AWAITING)
 
 
 def promote(wh: Warehouse, version: str, reason: str) -> None:
     """Make ``version`` the champion; the current champion is archived, in the same transaction."""
     now = datetime.now(UTC)
     with wh.transaction() as con:
-        row = con.execute("SELECT status FROM model_registry WHERE version = ?", [version]).fetchone()
-        if row is None:
+        if store.status_in(con, version) is None:
             raise RegistryError(f"no model version {version!r} in the registry")
-        current = con.execute("SELECT version FROM model_registry WHERE status = 'champion'").fetchone()
-        if current and current[0] != version:
-            _set_status(con, current[0], "archived", f"replaced by {version}: {reason}", now)
-        _set_status(con, version, "champion", reason, now)
+        current = store.version_with_status(con, CHAMPION)
+        if current and current != version:
+            store.set_status(con, current, ARCHIVED, f"replaced by {version}: {reason}", now)
+        store.set_status(con, version, CHAMPION, reason, now)
 
 
 def reject(wh: Warehouse, version: str, reason: str) -> None:
     """Record that a challenger was judged and not promoted."""
     with wh.transaction() as con:
-        _set_status(con, version, "rejected", reason, datetime.now(UTC))
+        store.set_status(con, version, REJECTED, reason, datetime.now(UTC))
 
 
 def _row_to_model(row: pd.Series) -> RegisteredModel:
@@ -106,48 +99,35 @@ def _row_to_model(row: pd.Series) -> RegisteredModel:
 
 
 def get_model(wh: Warehouse, version: str) -> RegisteredModel:
-    rows = wh.query("SELECT * FROM model_registry WHERE version = ?", [version])
-    if rows.empty:
+    """One registered version; RegistryError if there is none."""
+    row = store.model_row(wh, version)
+    if row is None:
         raise RegistryError(f"no model version {version!r} in the registry")
-    return _row_to_model(rows.iloc[0])
+    return _row_to_model(row)
 
 
 def champion(wh: Warehouse) -> RegisteredModel:
     """The serving model; NoChampionError if none has been promoted."""
-    rows = wh.query("SELECT * FROM model_registry WHERE status = 'champion'")
-    if rows.empty:
+    row = store.newest_row_with_status(wh, CHAMPION)
+    if row is None:
         raise NoChampionError("no champion model in the registry: train and promote one first")
-    return _row_to_model(rows.iloc[0])
+    return _row_to_model(row)
 
 
 def latest_challenger(wh: Warehouse) -> RegisteredModel:
-    rows = wh.query("SELECT * FROM model_registry WHERE status = 'challenger' ORDER BY trained_at DESC LIMIT 1")
-    if rows.empty:
+    """The newest challenger awaiting judgement; RegistryError if there is none."""
+    row = store.newest_row_with_status(wh, CHALLENGER)
+    if row is None:
         raise RegistryError("no challenger awaiting evaluation: materialize challenger_model first")
-    return _row_to_model(rows.iloc[0])
-
-
-def models(wh: Warehouse) -> pd.DataFrame:
-    """Every version with status, reason, data and code version and main metrics, newest first."""
-    return wh.query("""SELECT version, status, status_reason, trained_at, trained_because, code_version,
-                              len(train_batches) AS batches,
-                              n_train, round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
-                       FROM model_registry ORDER BY trained_at DESC""")
-
-
-def history(wh: Warehouse, version: str | None = None) -> pd.DataFrame:
-    where = "WHERE version = ?" if version else ""
-    return wh.query(f"SELECT * FROM model_events {where} ORDER BY changed_at", [version] if version else [])
+    return _row_to_model(row)
 
 
 def rollback(wh: Warehouse, version: str, reason: str) -> None:
     """Make an earlier champion (now archived) serve again, after checking its artifact still loads."""
-    from carprice.modeling import load_model
-
     if not reason.strip():
         raise RegistryError("a rollback needs a reason")
     model = get_model(wh, version)
-    if model.status != "archived":
+    if model.status != ARCHIVED:
         raise RegistryError(f"{version} is {model.status}; only a model that served before (archived) can "
                             "be rolled back to")
     load_model(model.artifact_path, expected_sha256=model.sha256)

@@ -105,7 +105,7 @@ def repost_of(df: pd.DataFrame) -> pd.Series:
     return keep_url.where(dup, None)
 
 
-def clean_listings(raw: pd.DataFrame, latest_batch_by_source: dict[str, str],
+def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str],
                    today: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean listings and excluded listings (with ``reason``) from all raw observations."""
     if raw.empty:

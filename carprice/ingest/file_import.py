@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
-from scrapers.landing import BatchWriter
 from scrapers.pipelines import listing_problem, normalize_listing
 from scrapers.settings import EUR_PER_UNIT
 

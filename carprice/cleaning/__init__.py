@@ -1,0 +1,1 @@
+"""Stage 3: one clean row per listing across admitted batches; excluded rows keep their reason."""

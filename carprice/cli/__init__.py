@@ -1,0 +1,110 @@
+"""The ``carprice`` command: run the whole path, serve the marketplace, open the Dagster UI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from carprice.cli.commands import (
+    cmd_batches_list,
+    cmd_batches_readmit,
+    cmd_import,
+    cmd_market,
+    cmd_models_list,
+    cmd_models_rollback,
+    cmd_run,
+    cmd_ui,
+)
+from carprice.market.faults import FAULTS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``carprice`` command line: one subcommand per ``cmd_*`` function."""
+    parser = argparse.ArgumentParser(prog="carprice", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--listings", type=int, help="listings on sale in the simulated marketplace")
+        p.add_argument("--day", type=int, help="simulated market day")
+        p.add_argument("--seed", type=int, help="simulated market seed")
+        p.add_argument("--faults", help="comma-separated faults to inject into the marketplace (NAME@DAY: on that "
+                                        f"market day only): {', '.join(sorted(FAULTS))}")
+        p.add_argument("--shifts", help="market shift episodes, e.g. suv+30%%@40 (SEGMENT+PCT%%@DAY[~RAMP_DAYS])")
+        p.add_argument("--data-dir", help="where the warehouse, landing zone and models live")
+
+    run = sub.add_parser("run", help="simulate market days through the schedule and sensors, then print a summary")
+    common(run)
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--days", type=int, default=1,
+                     help="simulate this many consecutive market days, ending on --day (default today)")
+    run.add_argument("--demo", action="store_true",
+                     help="with --days N >= 6: SUV prices jump 40%% three tenths in, one broken batch later")
+    run.set_defaults(func=cmd_run)
+
+    market = sub.add_parser("market", help="serve the simulated marketplace on 127.0.0.1")
+    common(market)
+    market.add_argument("--port", type=int, default=8765)
+    market.set_defaults(func=cmd_market)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
+    common(ui)
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit")
+    batches_sub = batches.add_subparsers(dest="batches_command", required=True)
+    listing = batches_sub.add_parser("list", help="batches with status and reason, newest first")
+    common(listing)
+    listing.add_argument("--status", choices=["accepted", "quarantined", "readmitted"])
+    listing.set_defaults(func=cmd_batches_list)
+    readmit_p = batches_sub.add_parser("readmit", help="let a quarantined batch through after review")
+    common(readmit_p)
+    readmit_p.add_argument("batch_id")
+    readmit_p.add_argument("--by", required=True, help="who reviewed the batch")
+    readmit_p.add_argument("--note", required=True, help="why the batch is fine")
+    readmit_p.set_defaults(func=cmd_batches_readmit)
+
+    imp = sub.add_parser("import", help="land a CSV/Parquet/JSON-lines file as a batch and process it")
+    common(imp)
+    imp.add_argument("file")
+    imp.add_argument("--source", required=True, help="the batch's source name, e.g. dealer_export")
+    imp.add_argument("--map", nargs="*", metavar="COLUMN=FIELD",
+                     help="map file columns to listing fields (common names map by default)")
+    imp.set_defaults(func=cmd_import)
+
+    models_p = sub.add_parser("models", help="the model registry: list versions, roll back")
+    models_sub = models_p.add_subparsers(dest="models_command", required=True)
+    mlist = models_sub.add_parser("list", help="every model version with status, reason and metrics")
+    common(mlist)
+    mlist.set_defaults(func=cmd_models_list)
+    rollback_p = models_sub.add_parser("rollback", help="make an earlier champion serve again")
+    common(rollback_p)
+    rollback_p.add_argument("version")
+    rollback_p.add_argument("--reason", required=True, help="why (recorded in the registry)")
+    rollback_p.set_defaults(func=cmd_models_rollback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``carprice`` command; errors the user can act on are one line on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    import duckdb
+
+    from carprice.ingest.file_import import FileImportError
+    from carprice.ingest.landing import BatchError
+    from carprice.runs.launcher import PipelineError
+    from carprice.scraping.crawl import CrawlError
+    from carprice.training.registry import RegistryError
+    from carprice.validation.admission import AdmissionError
+
+    try:
+        return args.func(args)
+    except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError) as exc:
+        print(f"carprice: error: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        print(f"carprice: error: the warehouse is open in another process (a run of `carprice ui` on the same "
+              f"data folder?); try again when it has finished: {exc}", file=sys.stderr)
+        return 2

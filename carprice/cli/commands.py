@@ -1,0 +1,155 @@
+"""What each ``carprice`` subcommand does, given its parsed arguments; each returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from carprice.config import Settings, load_settings
+from carprice.market.faults import parse_fault_schedule
+from carprice.market.shifts import MarketShift, format_shifts, parse_shifts
+
+# `carprice run` and `readmit` exit with this when the batch ends in quarantine (not a crash).
+QUARANTINED_EXIT = 3
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command line's options on top."""
+    settings = load_settings()
+    overrides = {k: v for k, v in {
+        "market_listings": args.listings, "market_day": args.day, "market_seed": args.seed,
+        "market_faults": parse_fault_schedule(args.faults) if getattr(args, "faults", None) else None,
+        "market_shifts": format_shifts(parse_shifts(args.shifts)) if getattr(args, "shifts", None) else None,
+        "data_dir": Path(args.data_dir).resolve() if args.data_dir else None,
+    }.items() if v is not None}
+    if args.data_dir and "DAGSTER_HOME" not in os.environ:
+        # Another data folder is another installation, with its own Dagster instance.
+        overrides["dagster_home"] = Path(args.data_dir).resolve() / "dagster"
+    return dataclasses.replace(settings, **overrides)
+
+
+def demo_episodes(settings: Settings, days: int) -> Settings:
+    """The demo's market: SUV prices jump 40% three tenths in, and one batch is broken six tenths in."""
+    if days < 6:
+        raise ValueError(f"--demo needs at least 6 days (a market shift, its detection and a broken batch), got {days}")
+    first = settings.market_day - days + 1
+    shift = MarketShift("suv", 1.4, start_day=first + max(2, days * 3 // 10), ramp_days=0)
+    broken = f"prices_x100@{first + days * 6 // 10}"
+    shifts = parse_shifts(settings.market_shifts) + (shift,)
+    return dataclasses.replace(settings, market_shifts=format_shifts(shifts),
+                               market_faults=settings.market_faults | {broken})
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from carprice.runs.clock import run_days
+    from carprice.runs.reports import render_days
+
+    settings = settings_from(args)
+    if args.demo:
+        settings = demo_episodes(settings, args.days)
+        print(f"demo: market shift {settings.market_shifts}; faults {', '.join(sorted(settings.market_faults))}",
+              flush=True)
+    # With --json the summary owns stdout; progress goes to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    reports = run_days(settings, args.days, progress=lambda line: print(line, file=out, flush=True))
+    if args.days == 1:
+        print(reports[0].to_json() if args.json else reports[0].render())
+        return 0 if reports[0].admitted else QUARANTINED_EXIT
+    if args.json:
+        print(json.dumps([json.loads(r.to_json()) for r in reports], indent=2))
+    else:
+        print(render_days(reports, settings))
+    return 0
+
+
+def cmd_batches_list(args: argparse.Namespace) -> int:
+    from carprice.validation.store import batch_statuses
+    from carprice.warehouse import Warehouse
+
+    settings = settings_from(args)
+    rows = batch_statuses(Warehouse(settings.warehouse_path), args.status)
+    if rows.empty:
+        print("no batches" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    for row in rows.itertuples():
+        print(f"{row.batch_id}  {row.status:<11} {row.decided_at:%Y-%m-%d %H:%M}  listings={row.listings}"
+              f"  by={row.decided_by}\n    {row.reason}")
+    return 0
+
+
+def cmd_batches_readmit(args: argparse.Namespace) -> int:
+    from carprice.runs.clock import process_batch
+    from carprice.validation.admission import readmit
+    from carprice.warehouse import Warehouse
+
+    settings = settings_from(args)
+    readmit(Warehouse(settings.warehouse_path), args.batch_id, args.by, args.note)
+    print(f"recorded: {args.by} re-admits {args.batch_id}; processing it")
+    summary = process_batch(settings, args.batch_id)
+    print(summary.render())
+    return 0 if summary.admitted else QUARANTINED_EXIT
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from carprice.training.store import models
+    from carprice.warehouse import Warehouse
+
+    rows = models(Warehouse(settings_from(args).warehouse_path))
+    if rows.empty:
+        print("no models yet")
+    for row in rows.itertuples():
+        print(f"{row.version}  {row.status:<10} batches={row.batches} n_train={row.n_train} "
+              f"MAE={row.evaluation_mae_eur} code={row.code_version}\n    {row.status_reason}"
+              + (f"\n    trained because: {row.trained_because}" if isinstance(row.trained_because, str) else ""))
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from carprice.runs.launcher import revalue
+    from carprice.training.registry import champion, rollback
+    from carprice.warehouse import Warehouse
+
+    settings = settings_from(args)
+    wh = Warehouse(settings.warehouse_path)
+    previous = champion(wh).version
+    rollback(wh, args.version, args.reason)
+    valued = revalue(settings)
+    print(f"{args.version} is champion again (was {previous}); {valued} listings re-valued with it")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from carprice.ingest.file_import import import_file, parse_column_map
+    from carprice.ingest.landing import read_batch
+    from carprice.runs.clock import process_batch
+
+    settings = settings_from(args)
+    folder = import_file(Path(args.file), settings.landing_dir, args.source, parse_column_map(args.map or []))
+    batch = read_batch(folder)
+    print(f"landed {batch.batch_id}: {batch.manifest['counts']}; processing it")
+    summary = process_batch(settings, batch.batch_id)
+    print(summary.render())
+    return 0 if summary.admitted else QUARANTINED_EXIT
+
+
+def cmd_market(args: argparse.Namespace) -> int:
+    from carprice.market.faults import faults_on_day
+    from carprice.market.server import main as serve
+
+    settings = settings_from(args)
+    serve(["--seed", str(settings.market_seed), "--day", str(settings.market_day),
+           "--listings", str(settings.market_listings), "--port", str(args.port),
+           "--faults", ",".join(sorted(faults_on_day(settings.market_faults, settings.market_day))),
+           "--shifts", settings.market_shifts])
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from carprice.cli.servers import serve_ui
+
+    settings = dataclasses.replace(settings_from(args), reports_url=f"http://127.0.0.1:{args.port + 1}/")
+    return serve_ui(settings, args.port)

@@ -1,0 +1,49 @@
+"""What ``carprice ui`` supervises: the Dagster UI and daemon (``dagster dev``) and the monitoring report server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from carprice.config import PROJECT_DIR, Settings
+from carprice.runs.instance import prepare_dagster_home
+
+
+def start_report_server(folder: Path, port: int) -> subprocess.Popen:
+    """Serve ``folder`` on 127.0.0.1:``port``; warns (and goes on) when the port is taken."""
+    # The Evidently reports are HTML files: a plain file server makes the links in the asset metadata work.
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if server.poll() is not None:
+        print(f"carprice: warning: the report server could not start on port {port} (in use?); report "
+              "links in the UI will not open", file=sys.stderr)
+    return server
+
+
+def run_dagster_dev(port: int) -> int:
+    """``dagster dev`` on the project's workspace until it exits; returns its exit status."""
+    dagster = Path(sys.executable).with_name("dagster")
+    return subprocess.call([str(dagster), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
+                            "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_DIR)
+
+
+def serve_ui(settings: Settings, port: int) -> int:
+    """The Dagster UI on ``port`` and the monitoring reports on ``port + 1``, for this installation, until Ctrl-C."""
+    home = prepare_dagster_home(settings)
+    # The webserver and daemon load the definitions in their own processes: hand the settings over.
+    os.environ.update(settings.to_env())
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Dagster home: {home}; UI on http://127.0.0.1:{port}; monitoring reports on {settings.reports_url}",
+          flush=True)
+    reports = start_report_server(settings.reports_dir, port + 1)
+    try:
+        return run_dagster_dev(port)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reports.terminate()
+        reports.wait(timeout=10)

@@ -1,0 +1,60 @@
+"""Stage 2b: the blocking checks every landed batch passes before anything uses it, and people's
+decisions on quarantined batches (the CLI's `batches readmit` does the same)."""
+
+import dagster as dg
+
+from carprice.defs.resources import WarehouseResource
+from carprice.validation.admission import AdmissionError, Verdict, readmit
+from carprice.validation.checks import ALL_CHECKS, Outcome
+from carprice.validation.store import READMITTED
+
+CHECK_DESCRIPTIONS = {
+    "landed_columns_match_contract": "The landed file has the contract's columns, with their types.",
+    "source_fields_match_reference": "Pages carry the schema.org fields the reference batches carried, with the "
+                                     "same types.",
+    "values_within_contract": "Ranges, null rates, duplicates, reposts and spider rejects stay within their limits.",
+    "units_and_currencies_consistent": "Prices and mileages are on the reference's scale; no unseen currency.",
+    "distributions_match_reference": "Key fields have not drifted from the reference (PSI, Wasserstein).",
+}
+
+# Checks are not partitioned (that is a preview feature in Dagster 1.13); each evaluation names its batch.
+RAW_LISTINGS_CHECKS = [dg.AssetCheckSpec(name, asset="raw_listings", blocking=True,
+                                         description=CHECK_DESCRIPTIONS[name]) for name in ALL_CHECKS]
+
+
+def check_result(outcome: Outcome, verdict: Verdict) -> dg.AssetCheckResult:
+    """A check's verdict for Dagster: failed checks block downstream unless a person re-admitted the batch."""
+    metadata = {"summary": dg.MetadataValue.text(outcome.summary),
+                "failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in outcome.failures) or "none"),
+                "evidence": dg.MetadataValue.json(outcome.metrics),
+                "batch_id": verdict.batch_id,
+                "reference_version": str(verdict.reference_id) if verdict.reference_id is not None else "none"}
+    if not outcome.passed and verdict.status == READMITTED:
+        metadata["readmitted_by"] = verdict.review["reviewer"] if verdict.review else ""
+        return dg.AssetCheckResult(check_name=outcome.name, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata=metadata, description="failed, then re-admitted after review")
+    return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed,
+                               severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+
+
+class ReadmitConfig(dg.Config):
+    """Which quarantined batch to let through, who decided, and why."""
+
+    batch_id: str
+    reviewer: str
+    note: str
+
+
+@dg.op(description="Record that a person reviewed a quarantined batch and re-admits it.")
+def record_readmission(context: dg.OpExecutionContext, config: ReadmitConfig, warehouse: WarehouseResource) -> None:
+    try:
+        readmit(warehouse.get(), config.batch_id, config.reviewer, config.note)
+    except AdmissionError as exc:
+        raise dg.Failure(str(exc)) from exc
+    context.log.info("batch %s re-admitted by %s; run batch_job for its partition to let it through",
+                     config.batch_id, config.reviewer)
+
+
+@dg.job(description="Re-admit a quarantined batch after review; then materialize its partition with batch_job.")
+def readmit_job():
+    record_readmission()

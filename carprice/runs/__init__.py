@@ -1,0 +1,1 @@
+"""Running the platform's jobs outside the daemon: instance, launcher, simulated clock, day reports."""

@@ -1,0 +1,132 @@
+"""Launch the runs the definitions' own schedule and sensors request, on the project's persistent instance.
+
+``Automation`` evaluates a schedule or a sensor as the Dagster daemon would and executes the runs it asks
+for in process, with the tags the daemon would give them: the daily crawl schedule crawls the marketplace
+as it is on the tick's date, the landing sensor turns each new batch into a ``batch_job`` run, and the
+retraining sensor starts ``training_job`` when the cadence is reached or a batch's monitoring asks for it.
+``carprice ui`` runs the same schedule and sensors in the Dagster daemon on the wall clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import dagster as dg
+
+from carprice.config import Settings
+from carprice.runs.instance import prepare_dagster_home
+
+# The instance keeps every event; the terminal only needs INFO and above.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+Progress = Callable[[str], object]
+
+
+class PipelineError(RuntimeError):
+    """A run that failed for a reason other than validation; names the run and the failing step."""
+
+
+def first_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step of ``result`` and the last line of its cause (for error messages)."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error if event.step_failure_data else None
+            cause = error.cause.message.strip() if error and error.cause else (error.message.strip() if error else "")
+            return f"step {event.step_key} failed: {cause.splitlines()[-1] if cause else event.message}"
+    return "the run failed"
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    """The metadata of ``asset``'s materialization in ``result``."""
+    events = result.asset_materializations_for_node(asset)
+    if not events:
+        raise PipelineError(f"run {result.run_id} did not materialize {asset}: {first_failure(result)}")
+    return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+@dataclass
+class LaunchedRun:
+    """A run the automation requested and executed: who asked, for what, and how it ended."""
+
+    origin: str
+    job: str
+    partition: str | None
+    result: dg.ExecuteInProcessResult
+    seconds: float
+    tags: dict[str, str]
+
+
+class Automation:
+    """The definitions' own schedule and sensors, ticked on a simulated clock against a persistent instance."""
+
+    def __init__(self, settings: Settings, progress: Progress = print):
+        from carprice.definitions import build_definitions
+
+        prepare_dagster_home(settings)
+        self.settings = settings
+        self.instance = dg.DagsterInstance.get()
+        self.defs = build_definitions(settings)
+        self.repository = self.defs.get_repository_def()
+        self.progress = progress
+        self.cursors: dict[str, str | None] = {}
+
+    def tick_schedule(self, name: str, when: datetime) -> list[LaunchedRun]:
+        """Evaluate schedule ``name`` as of ``when`` and execute the runs it requests."""
+        schedule = self.defs.resolve_schedule_def(name)
+        requests = schedule(dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when,
+                                                      repository_def=self.repository))
+        origin = {"dagster/schedule_name": name, "dagster/scheduled_execution_time": when.isoformat()}
+        return [self.launch(f"schedule {name}", request, schedule.job_name, origin)
+                for request in requests or [] if isinstance(request, dg.RunRequest)]
+
+    def tick_sensor(self, name: str) -> list[LaunchedRun]:
+        """Evaluate sensor ``name`` with its cursor, apply its partition requests, execute the runs it requests."""
+        sensor = self.defs.resolve_sensor_def(name)
+        # Opened as a context manager: resources with nested resources are set up and torn down around the tick.
+        with dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(name),
+                                     resources=self.defs.resources, repository_def=self.repository,
+                                     sensor_name=name) as context:
+            data = sensor(context)
+        if not isinstance(data, dg.SensorResult):
+            raise TypeError(f"sensor {name} must return a SensorResult, got {type(data).__name__}")
+        self.cursors[name] = data.cursor if data.cursor is not None else self.cursors.get(name)
+        for request in data.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        launched = []
+        for request in data.run_requests or []:
+            # As the daemon does: a run key a sensor already used is not run again.
+            if request.run_key and self.instance.get_runs(filters=dg.RunsFilter(tags={
+                    "dagster/sensor_name": name, "dagster/run_key": request.run_key}), limit=1):
+                self.progress(f"    sensor {name}: run key {request.run_key} already ran; skipped")
+                continue
+            launched.append(self.launch(f"sensor {name}", request, request.job_name or sensor.job_name,
+                                        {"dagster/sensor_name": name}))
+        return launched
+
+    def launch(self, origin: str, request: dg.RunRequest, job_name: str, origin_tags: dict) -> LaunchedRun:
+        """Execute one requested run of ``job_name`` on the instance, tagged with who asked for it."""
+        tags = {**request.tags, **origin_tags}
+        if request.run_key:
+            tags["dagster/run_key"] = request.run_key
+        target = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")
+        self.progress(f"    {origin} -> {target}")
+        started = time.perf_counter()
+        result = self.defs.resolve_job_def(job_name).execute_in_process(
+            instance=self.instance, partition_key=request.partition_key, tags=tags, raise_on_error=False,
+            run_config={**(request.run_config or {}), **_QUIET})
+        seconds = time.perf_counter() - started
+        self.progress(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} in {seconds:.0f} s")
+        return LaunchedRun(origin, job_name, request.partition_key, result, seconds, tags)
+
+
+def revalue(settings: Settings) -> int:
+    """Run valuation_job: value current listings with the champion, list deals, publish; returns rows valued."""
+    automation = Automation(settings, progress=lambda _: None)
+    run = automation.launch("carprice", dg.RunRequest(), "valuation_job", {})
+    if not run.result.success:
+        raise PipelineError(f"valuation run {run.result.run_id} failed: {first_failure(run.result)}")
+    return int(materialization_metadata(run.result, "listing_valuations")["dagster/row_count"])

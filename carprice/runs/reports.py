@@ -1,0 +1,220 @@
+"""What a simulated day (or a run started by hand) did, filled from its runs and the warehouse, and rendered."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carprice.config import DEFAULT_DATA_DIR, Settings
+from carprice.monitoring.store import alert_counts, request_counts
+from carprice.runs.launcher import LaunchedRun, PipelineError, first_failure, materialization_metadata
+from carprice.validation.store import failed_checks, status_of
+from carprice.warehouse import Warehouse
+
+
+def look_commands(settings: Settings) -> tuple[str, str]:
+    """The commands a summary suggests for this installation: query its snapshot, open its UI.
+
+    The UI command names the data folder (and the Dagster home) the run used when they are not the defaults,
+    so it opens what the run wrote.
+    """
+    query = f"duckdb -readonly {shlex.quote(str(settings.snapshot_path))}"
+    ui = ".venv/bin/carprice ui"
+    if settings.dagster_home.resolve() != (settings.data_dir / "dagster").resolve():
+        ui = f"DAGSTER_HOME={shlex.quote(str(settings.dagster_home))} {ui}"
+    if settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve():
+        ui += f" --data-dir {shlex.quote(str(settings.data_dir))}"
+    return query, ui
+
+
+@dataclass
+class DayReport:
+    """What one simulated day did: the crawl, each batch's checks and monitoring, and any training."""
+
+    day: int
+    date: str
+    settings: Settings  # the installation the day ran on (not part of the JSON: its paths are)
+    batch_id: str = ""
+    status: str = "no batch"
+    scraped: int = 0
+    crawl_rejects: int = 0
+    pages: int = 0
+    pages_per_second: float = 0.0
+    failed_checks: dict[str, str] = field(default_factory=dict)
+    accepted: int = 0
+    excluded: int = 0
+    valued: int = 0
+    deals: int = 0
+    monitoring: dict = field(default_factory=dict)
+    trigger: str = ""
+    trained_because: str = ""
+    challenger: str | None = None
+    promoted: bool = False
+    promotion_reason: str = ""
+    metrics: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)
+    model_version: str | None = None
+    seconds: float = 0.0
+    run_ids: list[str] = field(default_factory=list)
+    warehouse: Path | None = None
+    snapshot: Path | None = None
+    dagster_home: Path | None = None
+
+    @property
+    def admitted(self) -> bool:
+        from carprice.validation.admission import ADMITTED
+
+        return self.status in ADMITTED
+
+    def line(self) -> str:
+        """One line for the multi-day progress and summary."""
+        parts = [f"day {self.day:>4} {self.date}", f"{self.status:<11}", f"listings {self.scraped:>5}"]
+        if not self.admitted:
+            parts.append("failed: " + ", ".join(self.failed_checks) if self.failed_checks else "")
+        else:
+            m = self.monitoring
+            if m.get("drift_share") is not None:
+                parts.append(f"drift {m['drifted_columns']}/{m['n_columns']} cols")
+                parts.append(f"pred drift {m['prediction_drift_score']:.3f}")
+                if m.get("mape") is not None:
+                    parts.append(f"MAPE new {100 * m['mape']:.1f}%"
+                                 + (f" ({100 * m['decay']:+.0f}% vs model)" if m.get("decay") is not None else ""))
+            elif m:
+                parts.append(str(m.get("status", "")))
+        if self.challenger:
+            parts.append(f"trained ({self.trigger or 'by hand'}) -> {'PROMOTED' if self.promoted else 'kept champion'}")
+        parts.append(f"serving {self.model_version or 'none'}")
+        return " | ".join(p for p in parts if p)
+
+    def render(self) -> str:
+        """The detailed summary printed after `carprice run`."""
+        lines = ["", f"carprice: day {self.day} ({self.date}) finished, batch {self.status}",
+                 f"  batch            {self.batch_id}"]
+        if self.pages:
+            lines += [f"  pages crawled    {self.pages} ({self.pages_per_second:.0f} pages/s)",
+                      f"  listings         scraped {self.scraped}, rejected by the spider {self.crawl_rejects}"]
+        if self.admitted:
+            lines += [f"  clean listings   {self.accepted} in the warehouse (all batches), {self.excluded} excluded "
+                      "by cleaning"]
+            m = self.monitoring
+            if m.get("drift_share") is not None:
+                lines += [f"  monitoring       {m['drifted_columns']} of {m['n_columns']} columns drifted, "
+                          f"prediction drift {m['prediction_drift_score']:.3f}"
+                          + (f", MAPE on new listings {100 * m['mape']:.1f}%" if m.get("mape") is not None else ""),
+                          f"  report           {m.get('report_url', '')}"]
+            elif m:
+                lines += [f"  monitoring       {m.get('status', '')}"]
+            if m.get("trigger_reasons"):
+                lines += [f"  retraining asked {'; '.join(m['trigger_reasons'])}"]
+            if self.challenger:
+                lines += [f"  trained because  ({self.trigger or 'by hand'}) {self.trained_because}",
+                          f"  challenger       {self.challenger} {'PROMOTED' if self.promoted else 'rejected'}: "
+                          f"{self.promotion_reason}"]
+                if self.metrics:
+                    mm = self.metrics
+                    lines += [f"  on fresh data    MAE {mm['mae_eur']:,.0f} EUR | median abs % error "
+                              f"{100 * mm['median_ape']:.1f}% | R² {mm['r2']:.3f} | 90% interval coverage "
+                              f"{100 * mm.get('interval_coverage', float('nan')):.0f}% | n={mm['n']}"]
+                lines += [f"  baseline         {name}: MAE {mae:,.0f} EUR" for name, mae in self.baselines.items()]
+            else:
+                lines += ["  training         not due (cadence not reached, monitoring asked for none)"]
+            lines += [f"  serving model    {self.model_version or 'none yet'}",
+                      f"  valued listings  {self.valued}, of which {self.deals} deals (asking below the interval)"]
+        elif self.batch_id:
+            lines += ["  QUARANTINED: the batch stays in raw_listings; nothing downstream was touched"]
+            lines += [f"    {name}: {why}" for name, why in self.failed_checks.items()]
+            lines += [f"  serving model    {self.model_version or 'none yet'} (unchanged)",
+                      f"  after review     .venv/bin/carprice batches readmit {self.batch_id} --by NAME --note WHY"]
+        query, ui = look_commands(self.settings)
+        lines += [
+            f"  took             {self.seconds:.0f} s",
+            f"  warehouse        {self.warehouse}",
+            f"  analysts query   {query}   (a snapshot: never blocks a run)",
+            f"  dagster home     {self.dagster_home}",
+            f"  open the UI      {ui}   (then http://127.0.0.1:3000)",
+        ]
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        fields = {k: v for k, v in self.__dict__.items() if k != "settings"}
+        return json.dumps(fields | {"admitted": self.admitted}, indent=2, default=str)
+
+
+def render_days(reports: list[DayReport], settings: Settings) -> str:
+    """What happened each day, then the totals and where to look."""
+    wh = Warehouse(settings.warehouse_path)
+    alerts, requests = alert_counts(wh), request_counts(wh)
+    quarantined = [r for r in reports if r.batch_id and not r.admitted]
+    trained = [r for r in reports if r.challenger]
+    query, ui = look_commands(settings)
+    lines = ["", f"carprice: {len(reports)} simulated days", *[f"  {r.line()}" for r in reports], "",
+             f"  batches          {sum(r.admitted for r in reports)} accepted, {len(quarantined)} quarantined"
+             + (f" ({', '.join(r.batch_id for r in quarantined)})" if quarantined else ""),
+             f"  trainings        {len(trained)}, promoted {sum(r.promoted for r in trained)}: "
+             + "; ".join(f"day {r.day} {r.trigger}{' (promoted)' if r.promoted else ''}" for r in trained),
+             "  retrain requests " + (", ".join(f"{kind} {n}" for kind, n in requests.items()) or "none"),
+             "  alerts           " + (", ".join(f"{kind} {n}" for kind, n in alerts.items()) or "none"),
+             f"  serving model    {reports[-1].model_version}",
+             f"  reports          {settings.reports_dir} (served by `carprice ui` at {settings.reports_url})",
+             f"  analysts query   {query}",
+             f"  dagster home     {settings.dagster_home}",
+             f"  open the UI      {ui}   (then http://127.0.0.1:3000)"]
+    return "\n".join(lines)
+
+
+# --- filling a report from runs ------------------------------------------------------------------------------
+
+
+def report_batch(report: DayReport, run: LaunchedRun) -> None:
+    """Fill ``report`` from one batch_job run and the warehouse."""
+    batch_id = run.partition or ""
+    wh = Warehouse(report.settings.warehouse_path)
+    status = status_of(wh, batch_id)
+    if status is None:
+        raise PipelineError(f"batch {batch_id} was not validated (run {run.result.run_id}): "
+                            f"{first_failure(run.result)}")
+    report.batch_id, report.status = batch_id, status
+    if report.admitted:
+        if not run.result.success:
+            raise PipelineError(f"batch {batch_id} was admitted but run {run.result.run_id} failed downstream: "
+                                f"{first_failure(run.result)}")
+        clean = materialization_metadata(run.result, "clean_listings")
+        report.accepted, report.excluded = clean["dagster/row_count"], clean["excluded"]
+        report.monitoring = materialization_metadata(run.result, "batch_monitoring")
+    else:
+        report.failed_checks = {name: "; ".join(failures)
+                                for name, failures in failed_checks(wh, batch_id).items()}
+
+
+def report_training(report: DayReport, run: LaunchedRun) -> None:
+    """Fill ``report`` from one training_job run: why it trained, the challenger, the promotion decision."""
+    from carprice.monitoring.retraining import TRIGGER_KIND_TAG
+
+    if not run.result.success:
+        raise PipelineError(f"training run {run.result.run_id} failed: {first_failure(run.result)}")
+    model = materialization_metadata(run.result, "challenger_model")
+    decision = materialization_metadata(run.result, "champion_model")
+    report.trigger = run.tags.get(TRIGGER_KIND_TAG, "")
+    report.challenger, report.trained_because = model["version"], model["trained_because"]
+    report.promoted, report.promotion_reason = decision["promoted"], decision["reason"]
+    report.metrics = decision["scores"].get("champion_after", {}).get("overall", {})
+    report.baselines = {k.removeprefix("baseline_").removesuffix("_mae_eur"): v for k, v in decision.items()
+                        if k.startswith("baseline_")}
+
+
+def finish_report(report: DayReport) -> DayReport:
+    """Complete ``report`` with what serves now: the champion, the valuations and deals, where the data is."""
+    from carprice.training.registry import NoChampionError, champion
+
+    settings = report.settings
+    wh = Warehouse(settings.warehouse_path)
+    try:
+        report.model_version = champion(wh).version
+    except NoChampionError:
+        report.model_version = None
+    report.valued, report.deals = wh.count("listing_valuations"), wh.count("deals")
+    report.warehouse, report.snapshot, report.dagster_home = (settings.warehouse_path, settings.snapshot_path,
+                                                              settings.dagster_home)
+    return report

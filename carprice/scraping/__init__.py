@@ -1,0 +1,1 @@
+"""Stage 1: run a spider in its own process and hand over the batch it landed."""

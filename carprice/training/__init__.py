@@ -1,0 +1,1 @@
+"""Stage 4: features, the price model, its evaluation against the champion, and the model registry."""

@@ -1,0 +1,61 @@
+"""Train a challenger on the admitted listings before a cutoff, save it with its drift reference, register it.
+
+``train_challenger`` is the whole step the ``challenger_model`` asset runs; the judgement against the
+champion is promotion's (``judge_challenger``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from carprice.monitoring.drift import REFERENCE_FILE, reference_sample
+from carprice.monitoring.retraining import serve_retraining_requests
+from carprice.training import modeling
+from carprice.training.registry import code_version, register_challenger
+from carprice.validation.store import admitted_batch_ids
+from carprice.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class TrainedChallenger:
+    """A newly registered challenger and what it was trained from."""
+
+    model: modeling.PriceModel
+    saved: modeling.SavedModel
+    n_train: int
+    n_holdout: int
+    cutoff: pd.Timestamp
+    train_batches: list[str]
+    code_version: str
+    trained_because: str
+    requests_answered: int
+
+    def top_features(self, n: int = 10) -> pd.Series:
+        """The features with the largest total gain in the trees."""
+        return pd.Series(self.model.booster.feature_importance("gain"), index=self.model.features).nlargest(n)
+
+
+def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *, holdout_fraction: float,
+                     params: dict, reference_rows: int, trained_because: str) -> TrainedChallenger:
+    """Train on the listings before the newest ``holdout_fraction``, save, register as challenger, and mark the
+    open retraining requests answered by it."""
+    train, holdout = modeling.split_by_time(features, holdout_fraction)
+    model = modeling.train_model(train, params)
+    # Scored on the fresh rows when it is judged beside the champion: not here, not twice.
+    model.metrics = {"interval_log_offsets": list(model.interval)}
+    trained_at = datetime.now(UTC)
+    batches, code, cutoff = admitted_batch_ids(wh), code_version(), holdout["listed_at"].min()
+    saved = modeling.save_model(model, models_dir, trained_at, extra={
+        "train_batches": batches, "code_version": code, "train_cutoff": str(cutoff),
+        "trained_because": trained_because})
+    # The training rows later batches are compared with (not part of the model's checksum).
+    reference_sample(train, reference_rows).to_parquet(saved.path / REFERENCE_FILE)
+    register_challenger(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
+                        features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
+                        train_cutoff=cutoff, trained_because=trained_because)
+    answered = serve_retraining_requests(wh, saved.version)
+    return TrainedChallenger(model, saved, len(train), len(holdout), cutoff, batches, code, trained_because, answered)

@@ -1,0 +1,107 @@
+"""The warehouse side of training: features, the model registry, its history and every judgement.
+
+Owns ``model_registry`` (one row per version with what it was built from), ``model_events`` (every
+change of status, with its reason) and ``model_evaluations`` (each challenger against the champion),
+and reads and writes the ``listing_features`` table.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from carprice.warehouse import Warehouse, insert
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS model_registry (
+        version VARCHAR PRIMARY KEY, trained_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL,
+        status_reason VARCHAR, artifact_path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
+        train_batches VARCHAR[] NOT NULL, code_version VARCHAR NOT NULL, params JSON, features JSON,
+        metrics JSON, n_train BIGINT, n_holdout BIGINT, train_cutoff TIMESTAMP NOT NULL, trained_because VARCHAR)""",
+    # Warehouses created before models recorded why they were trained.
+    "ALTER TABLE model_registry ADD COLUMN IF NOT EXISTS trained_because VARCHAR",
+    """CREATE TABLE IF NOT EXISTS model_events (
+        version VARCHAR NOT NULL, changed_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS model_evaluations (
+        challenger VARCHAR NOT NULL, champion VARCHAR, evaluated_at TIMESTAMPTZ NOT NULL,
+        eval_from TIMESTAMP NOT NULL, n_eval BIGINT NOT NULL, scores JSON NOT NULL, backtest JSON,
+        promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL)""",
+]
+
+
+def clean_listings(wh: Warehouse) -> pd.DataFrame:
+    """Every clean listing (what features are built from)."""
+    return wh.query("SELECT * FROM clean_listings")
+
+
+def write_features(wh: Warehouse, features: pd.DataFrame) -> int:
+    return wh.replace_table("listing_features", features)
+
+
+def read_features(wh: Warehouse) -> pd.DataFrame:
+    """Every listing's features in a fixed order: the same admitted data trains the same model, whatever
+    order the crawls landed it in."""
+    features = wh.query("SELECT * FROM listing_features ORDER BY listed_at, url")
+    features["listed_at"] = pd.to_datetime(features["listed_at"])
+    return features
+
+
+def add_model(wh: Warehouse, row: dict, at: datetime, reason: str) -> None:
+    """Register a new version (``row``: the registry columns) and its first event, in one transaction."""
+    with wh.transaction() as con:
+        insert(con, "model_registry", [row])
+        insert(con, "model_events", [{"version": row["version"], "changed_at": at, "status": row["status"],
+                                      "reason": reason}])
+
+
+def set_status(con: duckdb.DuckDBPyConnection, version: str, status: str, reason: str, at: datetime) -> None:
+    """Change a version's status and append the event (inside the caller's transaction)."""
+    con.execute("UPDATE model_registry SET status = ?, status_reason = ? WHERE version = ?", [status, reason, version])
+    insert(con, "model_events", [{"version": version, "changed_at": at, "status": status, "reason": reason}])
+
+
+def status_in(con: duckdb.DuckDBPyConnection, version: str) -> str | None:
+    row = con.execute("SELECT status FROM model_registry WHERE version = ?", [version]).fetchone()
+    return None if row is None else row[0]
+
+
+def version_with_status(con: duckdb.DuckDBPyConnection, status: str) -> str | None:
+    row = con.execute("SELECT version FROM model_registry WHERE status = ?", [status]).fetchone()
+    return None if row is None else row[0]
+
+
+def model_row(wh: Warehouse, version: str) -> pd.Series | None:
+    rows = wh.query("SELECT * FROM model_registry WHERE version = ?", [version])
+    return None if rows.empty else rows.iloc[0]
+
+
+def newest_row_with_status(wh: Warehouse, status: str) -> pd.Series | None:
+    rows = wh.query("SELECT * FROM model_registry WHERE status = ? ORDER BY trained_at DESC LIMIT 1", [status])
+    return None if rows.empty else rows.iloc[0]
+
+
+def models(wh: Warehouse) -> pd.DataFrame:
+    """Every version with status, reason, data and code version and main metrics, newest first."""
+    return wh.query("""SELECT version, status, status_reason, trained_at, trained_because, code_version,
+                              len(train_batches) AS batches,
+                              n_train, round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
+                       FROM model_registry ORDER BY trained_at DESC""")
+
+
+def history(wh: Warehouse, version: str | None = None) -> pd.DataFrame:
+    """Every change of status (of one version, or of all), oldest first."""
+    where = "WHERE version = ?" if version else ""
+    return wh.query(f"SELECT * FROM model_events {where} ORDER BY changed_at", [version] if version else [])
+
+
+def record_evaluation(wh: Warehouse, row: dict, challenger_metrics: dict | None) -> None:
+    """Store a judgement (``row``: the model_evaluations columns) and, when the challenger was scored,
+    merge its scores into its registry metrics, in one transaction."""
+    with wh.transaction() as con:
+        if challenger_metrics:
+            con.execute("UPDATE model_registry SET metrics = json_merge_patch(metrics, ?) WHERE version = ?",
+                        [json.dumps(challenger_metrics), row["challenger"]])
+        insert(con, "model_evaluations", [row])

@@ -1,0 +1,1 @@
+"""Stage 5: the champion values every current listing and picks out the deals."""

@@ -1,0 +1,37 @@
+"""The simulated clock's and the day reports' pure parts: no Dagster run needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, time
+
+import pytest
+
+from carprice.config import DEFAULT_DATA_DIR, Settings
+from carprice.runs.clock import crawl_time
+from carprice.runs.reports import DayReport, look_commands
+
+
+def test_the_summary_opens_the_data_folder_the_run_used(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", dagster_home=tmp_path / "data" / "dagster")
+    query, ui = look_commands(settings)
+    assert query == f"duckdb -readonly {tmp_path / 'data' / 'warehouse-snapshot.duckdb'}"
+    assert ui == f".venv/bin/carprice ui --data-dir {tmp_path / 'data'}"
+
+    report = DayReport(day=3, date="2026-01-04", settings=settings, batch_id="automarkt-x", status="quarantined")
+    text = report.render()
+    assert f"open the UI      .venv/bin/carprice ui --data-dir {tmp_path / 'data'}   (then" in text
+    assert f"duckdb -readonly {settings.snapshot_path}   (a snapshot" in text
+    assert "settings" not in report.to_json()
+
+
+def test_the_default_installation_needs_no_option_and_another_dagster_home_is_named(tmp_path):
+    default = Settings(data_dir=DEFAULT_DATA_DIR, dagster_home=DEFAULT_DATA_DIR / "dagster")
+    assert look_commands(default)[1] == ".venv/bin/carprice ui"
+    elsewhere = Settings(data_dir=DEFAULT_DATA_DIR, dagster_home=tmp_path / "my home")
+    assert look_commands(elsewhere)[1] == f"DAGSTER_HOME='{tmp_path / 'my home'}' .venv/bin/carprice ui"
+
+
+def test_crawl_time_reads_a_daily_cron():
+    assert crawl_time("0 6 * * *") == time(6, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="not a once-a-day cron schedule"):
+        crawl_time("*/5 * * * *")
