@@ -27,7 +27,7 @@ def _bin(name: str) -> Path:
 
 def ensure_environment() -> None:
     """Create the virtual environment and install the locked dependencies if they are not current."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (bootstrap.py is run by whatever python3 a machine has)
         sys.exit(f"carprice needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     wanted = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == wanted:

@@ -18,6 +18,7 @@ Target: automated <= 60 s on 2 cores. The ratio automated/baseline is the cost o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import signal
@@ -99,8 +100,8 @@ def main() -> None:
         print(f"baseline: batch_job in process for {baseline_batch} ({status}): {baseline_s:.1f} s", flush=True)
         print(f"  steps (s): {step_seconds(instance, run.result.run_id)}", flush=True)
 
-        env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CARPRICE_DATA_DIR": str(settings.data_dir),
-               "CARPRICE_MARKET_DAY": str(args.day), "CARPRICE_MARKET_LISTINGS": str(args.batch_listings)}
+        daemon_settings = dataclasses.replace(settings, market_day=args.day, market_listings=args.batch_listings)
+        env = {**os.environ, **daemon_settings.to_env()}
         log = (root / "daemon.log").open("w")
         daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
                                    str(PROJECT_DIR / "workspace.yaml")], cwd=PROJECT_DIR, env=env, stdout=log,

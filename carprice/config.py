@@ -26,6 +26,9 @@ def market_day(d: date) -> int:
     return (d - MARKET_CALENDAR_START).days
 
 
+# Where `carprice ui` serves the Dagster UI (the monitoring reports are on the next port).
+UI_PORT = 3000
+
 # The embedded marketplace's start URL is only known once it runs; sources use this placeholder.
 EMBEDDED_MARKETPLACE = "embedded"
 
@@ -224,9 +227,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(data_dir=data_dir, dagster_home=dagster_home, **values)
 
 
+# Settings that stay unset unless given: the market day is today's in each process (a long-lived code
+# server must not freeze it), and the Dagster home is the instance's own business.
+_NOT_EXPORTED = ("market_day", "dagster_home")
+
+
 def export_defaults(env: MutableMapping[str, str] | None = None) -> None:
-    """Give every setting the environment leaves unset its default value there, so that resources reading
+    """Give the settings the environment leaves unset their default value there, so that resources reading
     ``dg.EnvVar`` (the deployed code location) find one."""
     env = os.environ if env is None else env
-    for var, value in load_settings(env).to_env().items():
-        env.setdefault(var, value)
+    defaults = load_settings(env).to_env()
+    for name, var in ENV_VARS.items():
+        if name not in _NOT_EXPORTED:
+            env.setdefault(var, defaults[var])

@@ -5,14 +5,27 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from carprice.config import SOURCES, Settings, SourceConfig
 from carprice.ingest.landing import Batch, read_batch
+from carprice.market.generator import Market, MarketConfig
+from carprice.market.pages import description_of, title_of
 from carprice.market.server import running_marketplace
 from carprice.scraping.crawl import CrawlResult, crawl_source
 
+# Saved pages the parsers are tested on.
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+
 SMALL_MARKET = {"market_seed": 11, "market_day": 30, "market_listings": 1500}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a real crawl is in the integration tier, wherever it lives."""
+    for item in items:
+        if "crawled_batch" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +55,21 @@ def crawl_market(landing_dir: Path, *, seed: int, day: int, listings: int, fault
     """A real crawl of the simulated marketplace as it is on ``day``, started for the crawl and stopped after."""
     with running_marketplace(seed, day, listings, faults=faults) as base:
         return crawl_source(source, landing_dir, start_url=f"{base}/cars?page=1", timeout_s=300, max_pages=max_pages)
+
+
+def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.DataFrame:
+    """Clean-listing rows straight from the simulated market's truth (no crawl), absurd prices left out."""
+    market = Market(MarketConfig.for_active_listings(n, seed=seed))
+    rows = []
+    for lst in market.listings_on(day):
+        if lst.absurd_price:
+            continue
+        car = lst.car
+        rows.append(dict(
+            url=f"http://x{lst.path}", title=title_of(lst), description=description_of(lst), make=car.spec.make,
+            model=car.spec.model, model_year=car.model_year, first_registration=car.first_registration.isoformat(),
+            mileage_km=float(car.mileage_km), fuel=car.fuel, transmission=car.transmission, body=car.spec.body,
+            power_kw=float(car.power_kw), color=car.color, doors=car.doors, condition=car.condition,
+            price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
+            listed_at=market.date_of(lst.listed_day).isoformat()))
+    return pd.DataFrame(rows)

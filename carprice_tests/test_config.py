@@ -51,10 +51,13 @@ def test_the_code_location_reads_its_resources_from_the_environment(tmp_path, mo
     for var in ENV_VARS.values():  # set, then removed: monkeypatch restores each one after the test
         monkeypatch.setenv(var, "")
         monkeypatch.delenv(var)
-    monkeypatch.setenv("CARPRICE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(ENV_VARS["data_dir"], str(tmp_path / "data"))
     export_defaults()
     defs = build_definitions()
     assert isinstance(defs.resources["warehouse"].data_dir, dg.EnvVar)
     result = dg.materialize([warehouse_snapshot], resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
     assert result.success and (tmp_path / "data" / "warehouse-snapshot.duckdb").exists()
-    assert os.environ["CARPRICE_MARKET_SEED"] == "7" and os.environ["DAGSTER_HOME"] == str(tmp_path / "data" / "dagster")
+    assert os.environ[ENV_VARS["market_seed"]] == str(Settings.market_seed)
+    # Left to each process: today's market day, and the Dagster home.
+    assert ENV_VARS["market_day"] not in os.environ and ENV_VARS["dagster_home"] not in os.environ
+    assert defs.resources["scraper"].marketplace.day is None

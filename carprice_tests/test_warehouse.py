@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from carprice.ingest.landing import BatchError, find_batch, list_batches, read_batch
+from carprice.ingest.landing import BatchError, find_batch, read_batch, scan_landing
 from carprice.ingest.store import ingest_batch
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
@@ -30,10 +30,11 @@ def test_read_batch_refuses_incomplete_folders(tmp_path):
         read_batch(folder)
 
 
-def test_list_batches_skips_batches_still_being_written(tmp_path, crawled_batch):
+def test_scan_landing_skips_batches_still_being_written(tmp_path, crawled_batch):
     copy = copy_batch(crawled_batch, tmp_path)
     (tmp_path / copy.source / f".tmp-{copy.batch_id}x").mkdir()
-    assert [b.batch_id for b in list_batches(tmp_path)] == [copy.batch_id]
+    batches, broken = scan_landing(tmp_path)
+    assert [b.batch_id for b in batches] == [copy.batch_id] and broken == {}
     assert find_batch(tmp_path, copy.batch_id).path == copy.path
     with pytest.raises(BatchError, match="no batch 'nope'"):
         find_batch(tmp_path, "nope")

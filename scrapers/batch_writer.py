@@ -32,8 +32,9 @@ class BatchWriter:
         self.final_dir = Path(landing_dir) / source / self.batch_id
         self.tmp_dir = Path(landing_dir) / source / f".tmp-{self.batch_id}"
         self.tmp_dir.mkdir(parents=True)
-        self._listings = open(self.tmp_dir / "listings.jsonl", "w", encoding="utf-8")
-        self._rejects = open(self.tmp_dir / "rejects.jsonl", "w", encoding="utf-8")
+        # Open for the whole crawl, closed by finish(): items arrive one at a time between the two.
+        self._listings = open(self.tmp_dir / "listings.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._rejects = open(self.tmp_dir / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self.counts = {"listings": 0, "rejects": 0}
         self.reasons: dict[str, int] = {}
 

@@ -16,8 +16,8 @@ from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
 
 
-class NormalizePipeline:
-    """Fill a listing's normalized fields from its raw ones: units, currency, names, dates."""
+class _RatesPipeline:
+    """A pipeline that needs the exchange rates to euros (the EUR_PER_UNIT setting)."""
 
     def __init__(self, rates: dict[str, float]):
         self.rates = rates
@@ -25,6 +25,10 @@ class NormalizePipeline:
     @classmethod
     def from_crawler(cls, crawler):
         return cls(rates=dict(crawler.settings.getdict("EUR_PER_UNIT")))
+
+
+class NormalizePipeline(_RatesPipeline):
+    """Fill a listing's normalized fields from its raw ones: units, currency, names, dates."""
 
     def process_item(self, item):
         if not isinstance(item, CarListing):
@@ -52,15 +56,8 @@ def normalize_listing(item: CarListing, rates: dict[str, float]) -> CarListing:
     return item
 
 
-class ValidatePipeline:
+class ValidatePipeline(_RatesPipeline):
     """Drop a listing that cannot be understood, with the reason (the landing pipeline records it)."""
-
-    def __init__(self, rates: dict[str, float]):
-        self.rates = rates
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        return cls(rates=dict(crawler.settings.getdict("EUR_PER_UNIT")))
 
     def process_item(self, item):
         if not isinstance(item, CarListing):

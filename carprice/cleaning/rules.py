@@ -21,17 +21,16 @@ CLEAN_COLUMNS = [
 ]
 
 
-_ORIGIN = r"^[a-z][a-z0-9+.-]*://[^/]+"  # scheme and host:port, dropped from a listing's identity
+ORIGIN_PATTERN = r"^[a-z][a-z0-9+.-]*://[^/]+"  # scheme and host:port, dropped from a listing's identity
 
 
 def listing_key(source: pd.Series, url: pd.Series) -> pd.Series:
     """A listing's identity: its source and URL path (hosts and ports may change between crawls)."""
-    path = url.str.replace(_ORIGIN, "", regex=True, case=False)
+    path = url.str.replace(ORIGIN_PATTERN, "", regex=True, case=False)
     return source + ":" + path
 
 
 # The same identity in DuckDB SQL, for queries over raw_listings.
-LISTING_KEY_SQL = f"source || ':' || regexp_replace(url, '{_ORIGIN}', '', 'i')"
 
 
 def latest_observations(raw: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +68,7 @@ def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp) -> pd.Series:
     flag(df["mileage_km"] > MAX_MILEAGE_KM, f"mileage above {MAX_MILEAGE_KM:,.0f} km")
     flag(df["power_kw"] > MAX_POWER_KW, f"power above {MAX_POWER_KW:,.0f} kW")
     ratio = price_to_group_median(df)
-    text = ratio.map(lambda r: f"implausible price: {r:.2f}x the median of its make/model/year" if pd.notna(r) else None)
+    text = ratio.map(lambda r: None if pd.isna(r) else f"implausible price: {r:.2f}x the median of its make/model/year")
     flag((ratio > PRICE_RATIO_LIMIT) | (ratio < 1 / PRICE_RATIO_LIMIT), text)
     return reasons.astype("object").where(reasons.notna(), None)
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from carprice.cleaning.rules import ORIGIN_PATTERN
 from carprice.validation.store import ADMITTED_SQL
 from carprice.warehouse import Warehouse
+
+# A listing's identity in SQL, as rules.listing_key computes it in pandas: source and URL without its origin.
+LISTING_KEY_SQL = f"source || ':' || regexp_replace(url, '{ORIGIN_PATTERN}', '', 'i')"
 
 
 def admitted_raw_listings(wh: Warehouse) -> pd.DataFrame:

@@ -15,7 +15,9 @@ from carprice.cli.commands import (
     cmd_run,
     cmd_ui,
 )
+from carprice.config import UI_PORT
 from carprice.market.faults import FAULTS
+from carprice.validation.store import STATUSES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
     common(ui)
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=int, default=UI_PORT)
     ui.set_defaults(func=cmd_ui)
 
     batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit")
     batches_sub = batches.add_subparsers(dest="batches_command", required=True)
     listing = batches_sub.add_parser("list", help="batches with status and reason, newest first")
     common(listing)
-    listing.add_argument("--status", choices=["accepted", "quarantined", "readmitted"])
+    listing.add_argument("--status", choices=STATUSES)
     listing.set_defaults(func=cmd_batches_list)
     readmit_p = batches_sub.add_parser("readmit", help="let a quarantined batch through after review")
     common(readmit_p)

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from carprice.config import Settings, load_settings
+from carprice.config import ENV_VARS, Settings, load_settings
 from carprice.market.faults import parse_fault_schedule
 from carprice.market.shifts import MarketShift, format_shifts, parse_shifts
 
@@ -26,7 +26,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "market_shifts": format_shifts(parse_shifts(args.shifts)) if getattr(args, "shifts", None) else None,
         "data_dir": Path(args.data_dir).resolve() if args.data_dir else None,
     }.items() if v is not None}
-    if args.data_dir and "DAGSTER_HOME" not in os.environ:
+    if args.data_dir and ENV_VARS["dagster_home"] not in os.environ:
         # Another data folder is another installation, with its own Dagster instance.
         overrides["dagster_home"] = Path(args.data_dir).resolve() / "dagster"
     return dataclasses.replace(settings, **overrides)

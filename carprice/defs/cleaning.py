@@ -10,7 +10,14 @@ from carprice.defs.metadata import OWNERS, layer, table_metadata
 from carprice.defs.resources import WarehouseResource
 
 
-@dg.asset(deps=[raw_listings], group_name="cleaning", owners=OWNERS, tags=layer("clean"), kinds={"duckdb", "pandas"}, pool="warehouse")
+@dg.asset(
+    deps=[raw_listings],
+    group_name="cleaning",
+    owners=OWNERS,
+    tags=layer("clean"),
+    kinds={"duckdb", "pandas"},
+    pool="warehouse",
+)
 def clean_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Deduplicated listings of admitted batches; absurd values and reposts go to excluded_listings."""
     wh = warehouse.get()

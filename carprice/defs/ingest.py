@@ -21,8 +21,16 @@ class ValidationRunConfig(dg.Config):
     overrides: dict[str, float] = {}
 
 
-@dg.asset(partitions_def=batch_partitions, deps=[dg.AssetDep(scraped_batch, partition_mapping=dg.AllPartitionMapping())],
-          check_specs=RAW_LISTINGS_CHECKS, group_name="ingestion", owners=OWNERS, tags=layer("raw"), kinds={"duckdb"}, pool="warehouse")
+@dg.asset(
+    partitions_def=batch_partitions,
+    deps=[dg.AssetDep(scraped_batch, partition_mapping=dg.AllPartitionMapping())],
+    check_specs=RAW_LISTINGS_CHECKS,
+    group_name="ingestion",
+    owners=OWNERS,
+    tags=layer("raw"),
+    kinds={"duckdb"},
+    pool="warehouse",
+)
 def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig, warehouse: WarehouseResource,
                  landing_zone: LandingZoneResource, alerts: AlertsResource) -> dg.MaterializeResult:
     """Listings and rejects of one batch exactly as scraped, validated; a failing batch is quarantined."""

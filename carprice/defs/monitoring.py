@@ -12,7 +12,6 @@ from carprice.defs.resources import AlertsResource, ReportsResource, WarehouseRe
 from carprice.defs.valuation import listing_valuations
 from carprice.monitoring.batch import MONITORED, BatchMonitoring, MonitoringError, monitor_admitted_batch
 from carprice.monitoring.drift import MonitoringSummary
-from carprice.training.modeling import ModelArtifactError
 
 
 class MonitoringRunConfig(dg.Config):
@@ -55,8 +54,15 @@ def monitoring_metadata(outcome: BatchMonitoring, reports: ReportsResource) -> d
     return metadata
 
 
-@dg.asset(partitions_def=batch_partitions, deps=[raw_listings, listing_valuations], group_name="monitoring", owners=OWNERS, tags=layer("monitoring"),
-          kinds={"evidently", "duckdb"}, pool="warehouse")
+@dg.asset(
+    partitions_def=batch_partitions,
+    deps=[raw_listings, listing_valuations],
+    group_name="monitoring",
+    owners=OWNERS,
+    tags=layer("monitoring"),
+    kinds={"evidently", "duckdb"},
+    pool="warehouse",
+)
 def batch_monitoring(context: dg.AssetExecutionContext, config: MonitoringRunConfig, warehouse: WarehouseResource,
                      reports: ReportsResource, alerts: AlertsResource) -> dg.MaterializeResult:
     """Evidently reports of one accepted batch: drift against the champion's training data, the champion's
@@ -68,9 +74,10 @@ def batch_monitoring(context: dg.AssetExecutionContext, config: MonitoringRunCon
         raise dg.Failure(f"unknown monitoring setting: {exc}") from exc
     try:
         outcome = monitor_admitted_batch(wh, context.partition_key, cfg, reports.root)
-    except (MonitoringError, ModelArtifactError) as exc:
-        raise dg.Failure(f"cannot monitor batch {context.partition_key}: {exc}") from exc
-    alerts.send(wh, outcome.alerts, context.log, context.run.run_id)
+    except MonitoringError as exc:
+        raise dg.Failure(str(exc)) from exc
+    if outcome.alerts:
+        alerts.send(wh, outcome.alerts, context.log, context.run.run_id)
     summary = outcome.summary
     if summary is not None:
         context.log.info("%s: %d/%d columns drifted, prediction drift %.3f, MAPE on %d new listings %s",

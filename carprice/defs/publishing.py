@@ -10,7 +10,14 @@ from carprice.defs.resources import WarehouseResource
 from carprice.defs.valuation import deals
 
 
-@dg.asset(deps=[deals, batch_monitoring], group_name="publishing", owners=OWNERS, tags=layer("published"), kinds={"duckdb"}, pool="warehouse")
+@dg.asset(
+    deps=[deals, batch_monitoring],
+    group_name="publishing",
+    owners=OWNERS,
+    tags=layer("published"),
+    kinds={"duckdb"},
+    pool="warehouse",
+)
 def warehouse_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """A consistent copy of the warehouse that readers open read-only without ever blocking a run."""
     target = warehouse.get().publish_snapshot(Path(warehouse.snapshot_path))

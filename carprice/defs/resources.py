@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from carprice.config import EMBEDDED_MARKETPLACE, ENV_VARS, SOURCES, DataLayout, Settings
+from carprice.config import EMBEDDED_MARKETPLACE, ENV_VARS, SOURCES, DataLayout, Settings, market_day
 from carprice.market.faults import faults_on_day, parse_fault_schedule
 from carprice.market.server import running_marketplace
 from carprice.market.shifts import parse_shifts
@@ -58,7 +60,7 @@ class MarketplaceResource(dg.ConfigurableResource):
     """
 
     seed: int
-    day: int
+    day: int | None  # None: today on the market calendar, worked out when the crawl starts
     listings: int
     faults: str  # comma-separated fault names ("name@DAY": that market day only)
     shifts: str  # market shift episodes, e.g. "suv+30%@40"
@@ -66,7 +68,7 @@ class MarketplaceResource(dg.ConfigurableResource):
     @contextlib.contextmanager
     def running(self, day: int | None = None) -> Iterator[str]:
         """The marketplace as it is on ``day`` (the configured day by default), for the block; yields its start URL."""
-        day = self.day if day is None else day
+        day = day if day is not None else self.day if self.day is not None else market_day(date.today())
         try:
             faults = faults_on_day(parse_fault_schedule(self.faults), day)
             shifts = parse_shifts(self.shifts)
@@ -132,17 +134,20 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
     which variable each value comes from)."""
     if settings is None:
         text, number = (lambda field: dg.EnvVar(ENV_VARS[field])), (lambda field: dg.EnvVar.int(ENV_VARS[field]))
+        day = number("market_day") if ENV_VARS["market_day"] in os.environ else None
     else:
         env = settings.to_env()
         text, number = (lambda field: env[ENV_VARS[field]]), (lambda field: int(env[ENV_VARS[field]]))
+        day = settings.market_day
     data_dir = text("data_dir")
     return {
         "warehouse": WarehouseResource(data_dir=data_dir),
         "landing_zone": LandingZoneResource(data_dir=data_dir),
         "model_store": ModelStoreResource(data_dir=data_dir),
-        "scraper": ScraperResource(data_dir=data_dir, timeout_s=number("crawl_timeout_s"), marketplace=MarketplaceResource(
-            seed=number("market_seed"), day=number("market_day"), listings=number("market_listings"),
-            faults=text("market_faults"), shifts=text("market_shifts"))),
+        "scraper": ScraperResource(
+            data_dir=data_dir, timeout_s=number("crawl_timeout_s"),
+            marketplace=MarketplaceResource(seed=number("market_seed"), day=day, listings=number("market_listings"),
+                                            faults=text("market_faults"), shifts=text("market_shifts"))),
         "alerts": AlertsResource(hook=text("alert_hook")),
         "reports": ReportsResource(data_dir=data_dir, base_url=text("reports_url")),
     }

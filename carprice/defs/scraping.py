@@ -26,7 +26,13 @@ def market_day_of(as_of: str) -> int | None:
         raise dg.Failure(f"as_of must be an ISO date like 2026-03-01, got {as_of!r}") from exc
 
 
-@dg.asset(partitions_def=source_partitions, group_name="scraping", owners=OWNERS, tags=layer("landing"), kinds={"scrapy"})
+@dg.asset(
+    partitions_def=source_partitions,
+    group_name="scraping",
+    owners=OWNERS,
+    tags=layer("landing"),
+    kinds={"scrapy"},
+)
 def scraped_batch(context: dg.AssetExecutionContext, config: CrawlConfig,
                   scraper: ScraperResource) -> dg.MaterializeResult:
     """A fresh crawl of one source, landed as a batch (listings, rejects, manifest)."""

@@ -16,11 +16,18 @@ from carprice.training.promotion import PromotionResult, judge_challenger
 from carprice.training.registry import get_model
 
 
-@dg.asset(deps=[clean_listings], group_name="training", owners=OWNERS, tags=layer("features"), kinds={"duckdb", "pandas"}, pool="warehouse")
+@dg.asset(
+    deps=[clean_listings],
+    group_name="training",
+    owners=OWNERS,
+    tags=layer("features"),
+    kinds={"duckdb", "pandas"},
+    pool="warehouse",
+)
 def listing_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Model features of every clean listing: structured fields, age, mileage per year, text flags."""
     wh = warehouse.get()
-    features = build_features(store.clean_listings(wh))
+    features = build_features(store.read_clean_listings(wh))
     store.write_features(wh, features)
     return dg.MaterializeResult(metadata={
         **table_metadata(features),
@@ -37,7 +44,14 @@ class TrainingConfig(dg.Config):
     min_data_in_leaf: int = modeling.DEFAULT_PARAMS["min_data_in_leaf"]
 
 
-@dg.asset(deps=[listing_features], group_name="training", owners=OWNERS, tags=layer("model"), kinds={"lightgbm"}, pool="warehouse")
+@dg.asset(
+    deps=[listing_features],
+    group_name="training",
+    owners=OWNERS,
+    tags=layer("model"),
+    kinds={"lightgbm"},
+    pool="warehouse",
+)
 def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
                      model_store: ModelStoreResource) -> dg.MaterializeResult:
     """LightGBM on log price, trained on admitted listings before a cutoff; registered as a challenger."""
@@ -94,7 +108,14 @@ def decision_metadata(result: PromotionResult) -> dict:
     return metadata
 
 
-@dg.asset(deps=[challenger_model], group_name="training", owners=OWNERS, tags=layer("model"), kinds={"lightgbm"}, pool="warehouse")
+@dg.asset(
+    deps=[challenger_model],
+    group_name="training",
+    owners=OWNERS,
+    tags=layer("model"),
+    kinds={"lightgbm"},
+    pool="warehouse",
+)
 def champion_model(context: dg.AssetExecutionContext, config: PromotionRunConfig,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The serving model: the challenger replaces it only when better on the same fresh data and servable."""

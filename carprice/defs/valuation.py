@@ -11,8 +11,14 @@ from carprice.valuation import store
 from carprice.valuation.pricing import deals_table, find_deals, no_valuations, value_listings
 
 
-@dg.asset(deps=[champion_model, listing_features], group_name="valuation", owners=OWNERS, tags=layer("serving"), kinds={"duckdb", "lightgbm"},
-          pool="warehouse")
+@dg.asset(
+    deps=[champion_model, listing_features],
+    group_name="valuation",
+    owners=OWNERS,
+    tags=layer("serving"),
+    kinds={"duckdb", "lightgbm"},
+    pool="warehouse",
+)
 def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Predicted market price, with a 90% interval, of every current listing by the champion model."""
     wh = warehouse.get()
@@ -40,7 +46,14 @@ def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     })
 
 
-@dg.asset(deps=[listing_valuations], group_name="valuation", owners=OWNERS, tags=layer("serving"), kinds={"duckdb"}, pool="warehouse")
+@dg.asset(
+    deps=[listing_valuations],
+    group_name="valuation",
+    owners=OWNERS,
+    tags=layer("serving"),
+    kinds={"duckdb"},
+    pool="warehouse",
+)
 def deals(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Listings asking below the lower end of their predicted interval, ranked by expected saving."""
     wh = warehouse.get()

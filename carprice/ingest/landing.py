@@ -51,15 +51,6 @@ def read_batch(path: Path) -> Batch:
     return Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
 
 
-def list_batches(landing_dir: Path) -> list[Batch]:
-    """Every complete batch in the landing zone, oldest first; BatchError if one cannot be read."""
-    batches, broken = scan_landing(landing_dir)
-    if broken:
-        path, reason = next(iter(broken.items()))
-        raise BatchError(f"{path}: {reason}")
-    return batches
-
-
 def scan_landing(landing_dir: Path) -> tuple[list[Batch], dict[str, str]]:
     """Complete batches, oldest first, and the folders that look complete but cannot be read (path -> why)."""
     batches, broken = [], {}

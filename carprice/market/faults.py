@@ -179,7 +179,7 @@ def _breakage(seed: int, listing_id: int) -> tuple[str, random.Random] | None:
 
 
 def break_data(data: dict, kind: str, rng: random.Random) -> dict:
-    """``data`` with a field of the wrong type or an absurdly large price (by ``kind``, the variant drawn from ``rng``)."""
+    """``data`` with a field of the wrong type or an absurdly large price (``kind``: the variant drawn from ``rng``)."""
     data = dict(data)
     offer = dict(data.get("offers") or {})
     if kind == "wrong_types":

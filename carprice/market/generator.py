@@ -246,7 +246,7 @@ class Market:
         annual_km = rng.lognormal(math.log(16_000 if fuel == "diesel" else 12_500), 0.35)
         mileage = int(round(max(10, annual_km * years) / 10) * 10)
         lo, hi = spec.power_kw
-        power = int(round(lo + (hi - lo) * rng.beta(1.6, 2.8)))
+        power = round(lo + (hi - lo) * rng.beta(1.6, 2.8))
         transmission = "automatic" if rng.random() < spec.auto_share else "manual"
         n_trim = int(rng.choice(4, p=(0.35, 0.35, 0.2, 0.1)))
         trim = tuple(rng.choice(list(TRIM_WORDS), size=n_trim, replace=False))

@@ -18,7 +18,7 @@ from carprice.monitoring import store
 from carprice.monitoring.alerts import Alert
 from carprice.monitoring.drift import REFERENCE_FILE, MonitoringSummary, monitor_batch
 from carprice.monitoring.retraining import NO_CHAMPION, NO_REFERENCE, record_requests
-from carprice.training.modeling import load_model
+from carprice.training.modeling import ModelArtifactError, load_model
 from carprice.training.registry import NoChampionError, champion
 from carprice.validation.store import ADMITTED, status_of
 from carprice.warehouse import Warehouse
@@ -60,7 +60,10 @@ def monitor_admitted_batch(wh: Warehouse, batch_id: str, cfg: MonitoringConfig, 
     except NoChampionError:
         return _skip(wh, batch_id, None, NO_CHAMPION,
                      "no champion model yet: the first one is trained from the admitted batches", "no champion yet")
-    model = load_model(serving.artifact_path, expected_sha256=serving.sha256)
+    try:
+        model = load_model(serving.artifact_path, expected_sha256=serving.sha256)
+    except ModelArtifactError as exc:
+        raise MonitoringError(f"cannot monitor with champion {serving.version}: {exc}") from exc
     reference_file = serving.artifact_path / REFERENCE_FILE
     if not reference_file.exists():
         # A champion saved before monitoring existed has no training sample to compare with; a new model brings one.

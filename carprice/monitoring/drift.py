@@ -142,7 +142,7 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
     if judged:
         count = _single(metrics, "DriftedColumnsCount")["value"]
         # Evidently counts drifted columns itself; a different count means the per-column reading is wrong.
-        if int(round(count["count"])) != drifted:
+        if round(count["count"]) != drifted:
             raise RuntimeError(f"Evidently counted {count['count']} drifted columns, the per-column scores give "
                                f"{drifted}: {column_scores}")
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from carprice.cleaning.rules import LISTING_KEY_SQL
+from carprice.cleaning.store import LISTING_KEY_SQL
 from carprice.warehouse import Warehouse, insert
 
 DDL = [

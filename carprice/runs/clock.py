@@ -16,7 +16,14 @@ import dagster as dg
 
 from carprice.config import Settings, market_date, market_day
 from carprice.ingest.store import newest_listing_date
-from carprice.runs.launcher import Automation, PipelineError, Progress, first_failure, materialization_metadata
+from carprice.runs.launcher import (
+    Automation,
+    LaunchedRun,
+    PipelineError,
+    Progress,
+    first_failure,
+    materialization_metadata,
+)
 from carprice.runs.reports import DayReport, finish_report, report_batch, report_training
 
 
@@ -42,7 +49,13 @@ def simulate_day(automation: Automation, day: int) -> DayReport:
         crawl = materialization_metadata(run.result, "scraped_batch")
         report.scraped, report.crawl_rejects = crawl["listings"], crawl["rejects"]
         report.pages, report.pages_per_second = crawl["pages"], crawl["pages_per_second"]
-    for run in automation.tick_sensor("landing_sensor"):
+    return _batches_then_training(automation, report, automation.tick_sensor("landing_sensor"), started)
+
+
+def _batches_then_training(automation: Automation, report: DayReport, batch_runs: list[LaunchedRun],
+                           started: float) -> DayReport:
+    """Report the batch runs, then tick the retraining sensor and report the training it starts, if any."""
+    for run in batch_runs:
         report.run_ids.append(run.result.run_id)
         report_batch(report, run)
     for run in automation.tick_sensor("retraining_sensor"):
@@ -97,10 +110,4 @@ def process_batch(settings: Settings, batch_id: str, progress: Progress = print)
     if not automation.instance.has_dynamic_partition(batch_partitions.name, batch_id):
         automation.instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     run = automation.launch("carprice", dg.RunRequest(partition_key=batch_id), "batch_job", {})
-    report.run_ids.append(run.result.run_id)
-    report_batch(report, run)
-    for training in automation.tick_sensor("retraining_sensor"):
-        report.run_ids.append(training.result.run_id)
-        report_training(report, training)
-    report.seconds = time.perf_counter() - started
-    return finish_report(report)
+    return _batches_then_training(automation, report, [run], started)

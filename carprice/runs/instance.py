@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from carprice.config import Settings
+from carprice.config import ENV_VARS, Settings
 
 DAGSTER_YAML = """# Written by carprice: the project's own Dagster instance (runs, events, schedules).
 telemetry:
@@ -24,5 +24,5 @@ def prepare_dagster_home(settings: Settings) -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ[ENV_VARS["dagster_home"]] = str(home)
     return home

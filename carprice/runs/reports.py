@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from carprice.config import DEFAULT_DATA_DIR, Settings
+from carprice.config import DEFAULT_DATA_DIR, ENV_VARS, UI_PORT, Settings
 from carprice.monitoring.store import alert_counts, request_counts
 from carprice.runs.launcher import LaunchedRun, PipelineError, first_failure, materialization_metadata
 from carprice.validation.store import failed_checks, status_of
@@ -23,7 +23,7 @@ def look_commands(settings: Settings) -> tuple[str, str]:
     query = f"duckdb -readonly {shlex.quote(str(settings.snapshot_path))}"
     ui = ".venv/bin/carprice ui"
     if settings.dagster_home.resolve() != (settings.data_dir / "dagster").resolve():
-        ui = f"DAGSTER_HOME={shlex.quote(str(settings.dagster_home))} {ui}"
+        ui = f"{ENV_VARS['dagster_home']}={shlex.quote(str(settings.dagster_home))} {ui}"
     if settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve():
         ui += f" --data-dir {shlex.quote(str(settings.data_dir))}"
     return query, ui
@@ -133,7 +133,7 @@ class DayReport:
             f"  warehouse        {self.warehouse}",
             f"  analysts query   {query}   (a snapshot: never blocks a run)",
             f"  dagster home     {self.dagster_home}",
-            f"  open the UI      {ui}   (then http://127.0.0.1:3000)",
+            f"  open the UI      {ui}   (then http://127.0.0.1:{UI_PORT})",
         ]
         return "\n".join(lines)
 
@@ -160,7 +160,7 @@ def render_days(reports: list[DayReport], settings: Settings) -> str:
              f"  reports          {settings.reports_dir} (served by `carprice ui` at {settings.reports_url})",
              f"  analysts query   {query}",
              f"  dagster home     {settings.dagster_home}",
-             f"  open the UI      {ui}   (then http://127.0.0.1:3000)"]
+             f"  open the UI      {ui}   (then http://127.0.0.1:{UI_PORT})"]
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ def crawl_command(source: SourceConfig, start_url: str, landing_dir: Path, batch
     return cmd
 
 
-def crawl_source(source: SourceConfig, landing_dir: Path, *, start_url: str | None = None, timeout_s: float = 1800,
+def crawl_source(source: SourceConfig, landing_dir: Path, *, start_url: str | None = None, timeout_s: float,
                  max_pages: int | None = None) -> CrawlResult:
     """Crawl ``source`` from ``start_url`` (its configured one by default) and return the landed batch.
 

@@ -43,8 +43,9 @@ def score(df: pd.DataFrame, predicted: np.ndarray, lower: np.ndarray | None = No
         m = mask.to_numpy()
         if m.sum() == 0:
             continue
-        out["slices"][name] = regression_metrics(actual[m], predicted[m],
-                                                 None if lower is None else lower[m], None if upper is None else upper[m])
+        low = None if lower is None else lower[m]
+        high = None if upper is None else upper[m]
+        out["slices"][name] = regression_metrics(actual[m], predicted[m], low, high)
     return out
 
 

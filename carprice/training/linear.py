@@ -33,7 +33,8 @@ class RidgeLogPrice:
         for col, levels in self.levels.items():
             codes = pd.Categorical(df[col].astype("string").astype(object), categories=levels).codes
             known = codes >= 0
-            blocks.append(sparse.csr_matrix((np.ones(known.sum()), (rows[known], codes[known])), shape=(n, len(levels))))
+            ones = np.ones(known.sum())
+            blocks.append(sparse.csr_matrix((ones, (rows[known], codes[known])), shape=(n, len(levels))))
         return sparse.hstack(blocks, format="csr")
 
     def fit(self, train: pd.DataFrame) -> RidgeLogPrice:

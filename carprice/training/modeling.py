@@ -99,7 +99,8 @@ def to_matrix(df: pd.DataFrame, features: list[str], categories: dict[str, list[
     return X
 
 
-def split_by_time(df: pd.DataFrame, holdout_fraction: float, time_col: str = "listed_at") -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_by_time(df: pd.DataFrame, holdout_fraction: float,
+                  time_col: str = "listed_at") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on the older listings, hold out the newest ``holdout_fraction`` (whole days kept together)."""
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")

@@ -8,6 +8,7 @@ loads and predicts in a fresh process.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +53,7 @@ def backtest(params: dict, features: list[str], data: pd.DataFrame, before: pd.T
     edges[-1] = before
     out = []
     recipe = {k: v for k, v in params.items() if k in modeling.DEFAULT_PARAMS}
-    for start, end in zip(edges[:-1], edges[1:]):
+    for start, end in itertools.pairwise(edges):
         train, test = history[history["listed_at"] < start], history[(history["listed_at"] >= start)
                                                                        & (history["listed_at"] < end)]
         if len(train) < modeling.MIN_TRAIN_ROWS or len(test) < MIN_EVAL_ROWS:
@@ -111,7 +112,8 @@ def judge_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig) ->
     decision = decide_promotion(result.scores["challenger"], champion_scores, result.scores["baselines"], cfg)
     if decision.promote:
         sample = rows.head(SERVABILITY_SAMPLE)
-        ok, message = check_servable(challenger.artifact_path, challenger.sha256, sample, ch_model.predict_price(sample))
+        ok, message = check_servable(challenger.artifact_path, challenger.sha256, sample,
+                                     ch_model.predict_price(sample))
         decision.details["servability"] = message
         if not ok:
             decision = Decision(False, f"would be promoted ({decision.reason}) but failed the servability check: "

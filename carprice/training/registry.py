@@ -95,7 +95,8 @@ def _row_to_model(row: pd.Series) -> RegisteredModel:
                            sha256=row["sha256"], metrics=json.loads(row["metrics"]), params=json.loads(row["params"]),
                            features=json.loads(row["features"]), train_batches=list(row["train_batches"]),
                            train_cutoff=pd.Timestamp(row["train_cutoff"]),
-                           trained_because=row["trained_because"] if isinstance(row.get("trained_because"), str) else "")
+                           trained_because=row["trained_because"] if isinstance(row.get("trained_because"), str)
+                           else "")
 
 
 def get_model(wh: Warehouse, version: str) -> RegisteredModel:

@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
     predicted = model.predict_price(pd.read_parquet(sample_path))
     expected = np.load(expected_path)
     if predicted.shape != expected.shape or not np.allclose(predicted, expected, rtol=1e-6):
-        print(f"not servable: predictions differ from the trainer's (max diff {np.max(np.abs(predicted - expected)):.3g})")
+        gap = np.max(np.abs(predicted - expected))
+        print(f"not servable: predictions differ from the trainer's (max diff {gap:.3g})")
         return 1
     print(f"servable: loaded and predicted {len(predicted)} listings in a fresh process")
     return 0

@@ -32,7 +32,7 @@ DDL = [
 ]
 
 
-def clean_listings(wh: Warehouse) -> pd.DataFrame:
+def read_clean_listings(wh: Warehouse) -> pd.DataFrame:
     """Every clean listing (what features are built from)."""
     return wh.query("SELECT * FROM clean_listings")
 

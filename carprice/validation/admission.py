@@ -16,7 +16,7 @@ from carprice.monitoring.alerts import Alert
 from carprice.validation import store
 from carprice.validation.checks import Outcome, run_checks
 from carprice.validation.profile import landed_columns, merge_profiles, profile_rows
-from carprice.validation.store import ACCEPTED, ADMITTED, QUARANTINED, READMITTED
+from carprice.validation.store import ACCEPTED, ADMITTED, QUARANTINED, READMIT, READMITTED
 from carprice.warehouse import Warehouse
 
 __all__ = ["ADMITTED", "AdmissionError", "Verdict", "quarantine_alerts", "readmit", "validate_batch"]
@@ -57,7 +57,7 @@ def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdic
     outcomes = run_checks(columns, profile, ref[1] if ref else None, cfg)
     if all(o.passed for o in outcomes):
         status, reason, by = ACCEPTED, "all checks passed", "validation"
-    elif review and review["decision"] == "readmit":
+    elif review and review["decision"] == READMIT:
         status, reason, by = READMITTED, review["note"], review["reviewer"]
     else:
         status, by = QUARANTINED, "validation"
@@ -92,7 +92,7 @@ def readmit(wh: Warehouse, batch_id: str, reviewer: str, note: str) -> None:
         raise AdmissionError(f"no validated batch {batch_id!r} in the warehouse")
     if status != QUARANTINED:
         raise AdmissionError(f"batch {batch_id!r} is {status}, not quarantined")
-    store.add_review(wh, batch_id, "readmit", reviewer.strip(), note.strip(), datetime.now(UTC))
+    store.add_review(wh, batch_id, READMIT, reviewer.strip(), note.strip(), datetime.now(UTC))
 
 
 def quarantine_alerts(verdict: Verdict) -> list[Alert]:

@@ -109,7 +109,8 @@ def check_values(batch: dict, reference: dict | None, cfg: ValidationConfig) -> 
         if batch[name] > limit:
             failures.append(f"{name.replace('_', ' ')} {batch[name]:.1%} > {limit:.0%}")
     metrics.update({"out_of_range": {f: round(r, 4) for f, r in batch["out_of_range_rate"].items() if r},
-                    "null_rate_over_allowed": null_rise, "top_reject_reasons": dict(list(batch["reject_reasons"].items())[:5]),
+                    "null_rate_over_allowed": null_rise,
+                    "top_reject_reasons": dict(list(batch["reject_reasons"].items())[:5]),
                     "thresholds": {"max_out_of_range_rate": cfg.max_out_of_range_rate,
                                    "null_rate_tolerance": cfg.null_rate_tolerance,
                                    "max_duplicate_rate": cfg.max_duplicate_rate,

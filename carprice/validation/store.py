@@ -16,6 +16,8 @@ import pandas as pd
 from carprice.warehouse import Warehouse, insert
 
 ACCEPTED, READMITTED, QUARANTINED = "accepted", "readmitted", "quarantined"
+STATUSES = (ACCEPTED, QUARANTINED, READMITTED)
+READMIT = "readmit"  # the review decision that lets a quarantined batch through
 # Only these reach cleaning, features and training; ADMITTED_SQL is the same list for an IN filter.
 ADMITTED = (ACCEPTED, READMITTED)
 ADMITTED_SQL = "(" + ", ".join(f"'{status}'" for status in ADMITTED) + ")"

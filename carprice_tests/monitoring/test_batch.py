@@ -16,7 +16,7 @@ from carprice.training.features import build_features
 from carprice.training.registry import promote
 from carprice.validation.store import ACCEPTED, QUARANTINED, record_verdict
 from carprice.warehouse import Warehouse
-from carprice_tests.test_modeling import clean_frame_from_market
+from carprice_tests.conftest import clean_frame_from_market
 
 
 def set_status(wh: Warehouse, batch_id: str, status: str) -> None:

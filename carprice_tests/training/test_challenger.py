@@ -14,7 +14,7 @@ from carprice.training.features import build_features
 from carprice.training.registry import latest_challenger
 from carprice.validation.store import ACCEPTED, QUARANTINED, record_verdict
 from carprice.warehouse import Warehouse
-from carprice_tests.test_modeling import clean_frame_from_market
+from carprice_tests.conftest import clean_frame_from_market
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from carprice.training.registry import (
 from carprice.training.serving_check import check_servable
 from carprice.training.store import history
 from carprice.warehouse import Warehouse
-from carprice_tests.test_modeling import clean_frame_from_market
+from carprice_tests.conftest import clean_frame_from_market
 
 CFG = PromotionConfig(backtest_folds=0)
 _clock = iter(range(10_000))
@@ -73,7 +73,7 @@ def test_better_challenger_replaces_the_champion(tmp_path, features):
     assert result.promoted, result.reason
     assert champion(wh).version == strong
     assert get_model(wh, weak).status == "archived"
-    assert [e for e in history(wh, weak)["status"]] == ["challenger", "champion", "archived"]
+    assert list(history(wh, weak)["status"]) == ["challenger", "champion", "archived"]
 
 
 def test_worse_challenger_is_rejected_and_the_champion_keeps_serving(tmp_path, features):
@@ -101,6 +101,7 @@ def test_corrupted_challenger_is_never_promoted(tmp_path, features):
         champion(wh)
 
 
+@pytest.mark.integration  # a child process per check
 def test_servability_check_runs_in_a_fresh_process(tmp_path, features):
     wh = Warehouse(tmp_path / "wh.duckdb")
     model = get_model(wh, train_and_register(wh, tmp_path, features))

@@ -6,28 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.market.generator import Market, MarketConfig
-from carprice.market.pages import description_of, title_of
 from carprice.training import modeling
 from carprice.training.features import FEATURES, build_features
-
-
-def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.DataFrame:
-    """Clean-listing rows straight from the simulated market's truth (no crawl), absurd prices left out."""
-    market = Market(MarketConfig.for_active_listings(n, seed=seed))
-    rows = []
-    for lst in market.listings_on(day):
-        if lst.absurd_price:
-            continue
-        car = lst.car
-        rows.append(dict(
-            url=f"http://x{lst.path}", title=title_of(lst), description=description_of(lst), make=car.spec.make,
-            model=car.spec.model, model_year=car.model_year, first_registration=car.first_registration.isoformat(),
-            mileage_km=float(car.mileage_km), fuel=car.fuel, transmission=car.transmission, body=car.spec.body,
-            power_kw=float(car.power_kw), color=car.color, doors=car.doors, condition=car.condition,
-            price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
-            listed_at=market.date_of(lst.listed_day).isoformat()))
-    return pd.DataFrame(rows)
+from carprice_tests.conftest import clean_frame_from_market
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +58,7 @@ def test_split_by_time_holds_out_the_newest(features):
 
 
 def test_model_learns_the_market(trained):
-    model, train, holdout = trained
+    model, _train, holdout = trained
     metrics = modeling.evaluate(model, holdout)
     assert metrics["r2"] > 0.75, metrics
     assert metrics["median_ape"] < 0.2, metrics

@@ -91,7 +91,7 @@ def stable(reference, tmp_path_factory):
 
 
 def test_same_market_drifts_little_and_requests_nothing(stable):
-    current, summary, _ = stable
+    _current, summary, _ = stable
     assert summary.n_columns == len(MONITORED) == 12
     assert summary.drifted_columns <= 1
     assert summary.prediction_drift_score < CFG.prediction_drift_threshold and not summary.prediction_drifted

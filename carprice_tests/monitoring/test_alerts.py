@@ -63,7 +63,7 @@ def test_without_a_hook_alerts_are_still_recorded(tmp_path):
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("carprice_tests.test_alerts", "is named 'package.module:function'"),
+    (__name__, "is named 'package.module:function'"),
     ("no_such_module:send", "cannot be loaded"),
     (f"{__name__}:missing", "cannot be loaded"),
     (f"{__name__}:NOT_A_FUNCTION", "is not a function"),

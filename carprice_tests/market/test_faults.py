@@ -13,7 +13,6 @@ import traceback
 import urllib.request
 from collections import Counter
 from functools import cache, lru_cache
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -23,6 +22,7 @@ from carprice.market.faults import CORPUS_KINDS, FAULTS, breakage_kind, malforme
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import car_data, detail_page, index_page, listing_urls, price_text
 from carprice.market.server import MarketplaceServer, running_marketplace
+from carprice_tests.conftest import PAGES
 from scrapers.items import CarListing, Reject
 from scrapers.parsing import extract_entities, find_vehicle, listing_links, parse_listing_page
 from scrapers.pipelines import listing_problem, normalize_listing
@@ -32,7 +32,6 @@ SEED = 4
 DAY = 0
 SAMPLE = 300
 SCRAPED_AT = "2026-01-01T00:00:00"
-FIXTURES = Path(__file__).parent / "fixtures" / "pages"
 KM_PER_MILE = 1.609344
 
 
@@ -115,9 +114,9 @@ def test_without_faults_pages_are_byte_for_byte_unchanged():
     plain, explicit = (Market(MarketConfig.for_active_listings(3000)),
                        Market(MarketConfig.for_active_listings(3000, faults=frozenset())))
     # The saved fixtures were rendered before faults existed.
-    assert detail_page(plain, plain.listing(14469), 0) == (FIXTURES / "automarkt_detail_jsonld.html").read_bytes()
-    assert detail_page(plain, plain.listing(8036), 0) == (FIXTURES / "automarkt_detail_microdata.html").read_bytes()
-    assert index_page(plain, 0, 2).encode("utf-8") == (FIXTURES / "automarkt_index.html").read_bytes()
+    assert detail_page(plain, plain.listing(14469), 0) == (PAGES / "automarkt_detail_jsonld.html").read_bytes()
+    assert detail_page(plain, plain.listing(8036), 0) == (PAGES / "automarkt_detail_microdata.html").read_bytes()
+    assert index_page(plain, 0, 2).encode("utf-8") == (PAGES / "automarkt_index.html").read_bytes()
     for listing_id in plain.active_ids(0)[:200]:
         assert detail_page(plain, plain.listing(int(listing_id)), 0) == detail_page(
             explicit, explicit.listing(int(listing_id)), 0)

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import index_page, page_count
+from carprice_tests.conftest import PAGES
 from scrapers.items import CarListing, Reject
 from scrapers.parsing import extract_entities, field_types, listing_links, next_page_link, parse_listing_page
 from scrapers.pipelines import listing_problem, normalize_listing
 from scrapers.settings import EUR_PER_UNIT
 
-PAGES = Path(__file__).parent / "fixtures" / "pages"
 AUTOMARKT = "http://127.0.0.1:8000"
 SOURCE = "fixture"
 SCRAPED_AT = "2026-01-15T08:00:00+00:00"

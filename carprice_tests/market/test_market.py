@@ -123,6 +123,7 @@ def test_new_models_appear_over_time():
     assert on_day330 & future_models
 
 
+@pytest.mark.integration  # a real server on loopback
 def test_server_serves_pages_robots_and_404s():
     market = Market(MarketConfig.for_active_listings(300, seed=2))
     server = MarketplaceServer(market, day=5)
@@ -140,7 +141,8 @@ def test_server_serves_pages_robots_and_404s():
         status, body = get(listing.path)
         assert (status == 200 and "application/ld+json" in body) or "itemscope" in body
         sold = next(i for i in range(10_000) if not market.is_active(i, 5))
-        for path, code in ((f"/cars/{sold}-gone", 404), ("/nope", 404), ("/cars?page=abc", 400), ("/cars?page=999", 404)):
+        missing = ((f"/cars/{sold}-gone", 404), ("/nope", 404), ("/cars?page=abc", 400), ("/cars?page=999", 404))
+        for path, code in missing:
             with pytest.raises(urllib.error.HTTPError) as err:
                 get(path)
             assert err.value.code == code
@@ -149,6 +151,7 @@ def test_server_serves_pages_robots_and_404s():
         server.server_close()
 
 
+@pytest.mark.integration  # a real server process
 def test_marketplace_process_starts_and_stops():
     with running_marketplace(seed=1, day=0, listings=200) as url:
         assert url.startswith("http://127.0.0.1:")
@@ -277,14 +280,15 @@ def test_server_cli_rejects_a_bad_shift_spec(capsys):
     assert "unknown segment 'truck'" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # a real server process
 def test_marketplace_process_serves_the_shifted_market():
     shifts = (MarketShift("suv", 2.0, start_day=0, ramp_days=0),)
     shifted = Market(MarketConfig.for_active_listings(200, seed=1, shifts=shifts))
     plain = Market(MarketConfig.for_active_listings(200, seed=1))
     suv = next(shifted.listing(int(i)) for i in shifted.active_ids(3)
                if shifted.listing(int(i)).car.spec.body == "suv" and shifted.listing(int(i)).listed_day >= 0)
-    with running_marketplace(seed=1, day=3, listings=200, shifts=shifts) as url:
-        with urllib.request.urlopen(url + suv.path, timeout=10) as resp:
-            served = resp.read()
+    with (running_marketplace(seed=1, day=3, listings=200, shifts=shifts) as url,
+          urllib.request.urlopen(url + suv.path, timeout=10) as resp):
+        served = resp.read()
     assert served == detail_page(shifted, suv, 3)
     assert served != detail_page(plain, plain.listing(suv.id), 3)

@@ -12,7 +12,10 @@ from carprice.ingest.file_import import FileImportError, import_file, parse_colu
 from carprice.ingest.landing import read_batch
 from carprice.runs.clock import process_batch
 from carprice.warehouse import Warehouse
-from carprice_tests.test_modeling import clean_frame_from_market
+from carprice_tests.conftest import clean_frame_from_market
+
+# Real crawls, Dagster runs or processes: the integration tier.
+pytestmark = pytest.mark.integration
 
 
 def export_frame(n: int = 3000, seed: int = 8) -> pd.DataFrame:

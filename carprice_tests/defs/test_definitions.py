@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from carprice.config import PROJECT_DIR
 from carprice.definitions import build_definitions
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.ingest import raw_listings
@@ -19,6 +22,9 @@ from carprice.defs.training import challenger_model, champion_model, listing_fea
 from carprice.defs.valuation import deals, listing_valuations
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
+
+# Real crawls, Dagster runs or processes: the integration tier.
+pytestmark = pytest.mark.integration
 
 DOWNSTREAM = [clean_listings, listing_features, challenger_model, champion_model, listing_valuations, deals,
               warehouse_snapshot]
@@ -33,8 +39,8 @@ def test_definitions_load_with_every_asset_described(settings):
                     "champion_model", "listing_valuations", "deals", "batch_monitoring", "warehouse_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"crawl_job", "batch_job", "training_job", "refresh_job",
-                                                                   "valuation_job", "readmit_job"}
+    jobs = {job.name for job in defs.resolve_all_job_defs()}
+    assert jobs >= {"crawl_job", "batch_job", "training_job", "refresh_job", "valuation_job", "readmit_job"}
     sensors = [defs.resolve_sensor_def(name) for name in ("landing_sensor", "retraining_sensor")]
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors)
     assert defs.resolve_schedule_def("daily_crawl").default_status == dg.DefaultScheduleStatus.RUNNING
@@ -53,9 +59,14 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     assert ingest.success
     meta = ingest.asset_materializations_for_node("raw_listings")[0].metadata
     assert meta["dagster/row_count"].value == crawled_batch.manifest["counts"]["listings"]
+    raw_columns = [c.name for c in meta["dagster/column_schema"].value.columns]
+    assert raw_columns[:2] == ["batch_id", "ingested_at"] and "price_eur" in raw_columns
 
     result = dg.materialize(DOWNSTREAM, resources=build_resources(settings), instance=instance)
     assert result.success
+    clean_meta = result.asset_materializations_for_node("clean_listings")[0].metadata
+    clean_schema = {c.name: c.type for c in clean_meta["dagster/column_schema"].value.columns}
+    assert clean_schema["price_eur"] == "float64" and clean_meta["dagster/row_count"].value > 0
     wh = Warehouse(settings.warehouse_path)
     counts = wh.query("""SELECT (SELECT count(*) FROM clean_listings) AS clean,
                                 (SELECT count(*) FROM excluded_listings) AS excluded,
@@ -151,3 +162,24 @@ def test_a_corrupted_champion_fails_valuations_clearly(settings, crawled_batch):
     model_txt.write_text(model_txt.read_text().replace("tree", "TREE", 1))
     with pytest.raises(dg.Failure, match="does not match its checksum"):
         dg.materialize([listing_valuations], resources=build_resources(settings), instance=instance)
+
+
+def test_dg_checks_and_lists_the_definitions_loaded_from_the_defs_folder(tmp_path):
+    """`dg check defs` and `dg list defs`, as a Dagster user runs them from the project folder."""
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path),
+           "CARPRICE_DATA_DIR": str(tmp_path / "data")}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    check = subprocess.run([dg_cli, "check", "defs"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0 and "All definitions loaded successfully" in check.stdout, check.stderr
+    listed = subprocess.run([dg_cli, "list", "defs", "--json"], cwd=PROJECT_DIR, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert {a["asset_key"] for a in found["assets"]} == {
+        "scraped_batch", "raw_listings", "clean_listings", "listing_features", "challenger_model", "champion_model",
+        "listing_valuations", "deals", "batch_monitoring", "warehouse_snapshot"}
+    assert {s["name"] for s in found["sensors"]} == {"landing_sensor", "retraining_sensor"}
+    snapshot = next(a for a in found["assets"] if a["asset_key"] == "warehouse_snapshot")
+    assert snapshot["owners"] == [{"team": "carprice"}] and snapshot["source"].startswith("carprice/defs/publishing.py")

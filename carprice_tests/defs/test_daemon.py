@@ -18,6 +18,9 @@ import pytest
 from carprice.config import PROJECT_DIR
 from carprice.runs.instance import DAGSTER_YAML
 
+# Real crawls, Dagster runs or processes: the integration tier.
+pytestmark = pytest.mark.integration
+
 TIMEOUT_S = 420
 
 

@@ -7,12 +7,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from carprice.config import SourceConfig
-from carprice.ingest.landing import list_batches
+from carprice.ingest.landing import scan_landing
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.server import running_marketplace
 from carprice.scraping.crawl import crawl_source
-from carprice_tests.conftest import SMALL_MARKET, crawl_market
+from carprice_tests.conftest import PAGES, SMALL_MARKET, crawl_market
+
+# Real crawls, Dagster runs or processes: the integration tier.
+pytestmark = pytest.mark.integration
 
 
 def _lines(path: Path) -> list[dict]:
@@ -46,7 +51,7 @@ def test_crawled_items_are_normalized(crawled_batch):
 def test_batch_appears_atomically(crawled_batch):
     source_dir = crawled_batch.path.parent
     assert not [p for p in source_dir.iterdir() if p.name.startswith(".tmp-")]
-    assert [b.batch_id for b in list_batches(source_dir.parent)] == [crawled_batch.batch_id]
+    assert [b.batch_id for b in scan_landing(source_dir.parent)[0]] == [crawled_batch.batch_id]
 
 
 def test_robots_txt_is_obeyed(tmp_path):
@@ -83,7 +88,7 @@ class _FlakySite(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _FlakyHandler)
         self.hits: dict[str, int] = {}
-        self.detail = (Path(__file__).parent / "fixtures/pages/automarkt_detail_jsonld.html").read_bytes()
+        self.detail = (PAGES / "automarkt_detail_jsonld.html").read_bytes()
 
 
 class _FlakyHandler(BaseHTTPRequestHandler):

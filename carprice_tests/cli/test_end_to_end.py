@@ -12,6 +12,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+# Real crawls, Dagster runs or processes: the integration tier.
+pytestmark = pytest.mark.integration
+
 
 def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
@@ -63,7 +66,8 @@ def test_several_days_with_a_broken_first_batch(tmp_path):
     assert "out of range: price_eur" in days[0]["failed_checks"]["values_within_contract"] and days[0]["valued"] == 0
     assert days[1]["trigger"] == "no_champion" and days[1]["promoted"] and days[1]["valued"] > 1000
     assert days[2]["monitoring"]["status"] == "monitored" and days[2]["monitoring"]["n_fresh"] > 0
-    assert "day 12 (2026-01-13):" in proc.stderr and "sensor landing_sensor -> batch_job" in proc.stderr, "progress as it goes"
+    assert "day 12 (2026-01-13):" in proc.stderr, "progress as it goes"
+    assert "sensor landing_sensor -> batch_job" in proc.stderr, "progress as it goes"
     with duckdb.connect(str(tmp_path / "data" / "warehouse-snapshot.duckdb"), read_only=True) as con:
         kinds = dict(con.execute("SELECT kind, count(*) FROM alerts GROUP BY kind").fetchall())
         assert kinds["batch_quarantined"] == 1 and kinds["check_failed"] >= 1

@@ -32,6 +32,9 @@ from carprice.validation.store import batch_statuses
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import SMALL_MARKET, copy_batch, crawl_market
 
+# Real crawls, Dagster runs or processes: the integration tier.
+pytestmark = pytest.mark.integration
+
 
 def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
@@ -183,7 +186,7 @@ def test_readmitted_batch_flows_through(platform):
     result = run_batch(platform, batch_id, instance)
     assert result.success
     train(platform, instance, ALWAYS_PROMOTE)
-    waived = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_SOURCE_FIELDS][0]
+    waived = next(e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_SOURCE_FIELDS)
     assert waived.passed and waived.metadata["readmitted_by"].value == "ana"
     status = batch_statuses(wh).set_index("batch_id").loc[batch_id]
     assert (status["status"], status["decided_by"]) == ("readmitted", "ana")
@@ -200,7 +203,7 @@ def test_readmitted_batch_flows_through(platform):
 
 
 def _carprice(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "CARPRICE_DATA_DIR": str(settings.data_dir)}
+    env = {**os.environ, **settings.to_env()}
     return subprocess.run([str(Path(sys.executable).with_name("carprice")), *args], env=env, capture_output=True,
                           text=True, timeout=600)
 
