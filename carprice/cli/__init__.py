@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     market.add_argument("--port", type=int, default=8765)
     market.set_defaults(func=cmd_market)
 
-    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
+    ui = sub.add_parser("ui", help="start the Dagster UI (dg dev) on this project's instance")
     common(ui)
     ui.add_argument("--port", type=int, default=UI_PORT)
     ui.set_defaults(func=cmd_ui)

@@ -1,4 +1,4 @@
-"""What ``carprice ui`` supervises: the Dagster UI and daemon (``dagster dev``) and the monitoring report server."""
+"""What ``carprice ui`` supervises: the Dagster UI and daemon (``dg dev``) and the monitoring report server."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ def start_report_server(folder: Path, port: int) -> subprocess.Popen:
 
 
 def run_dagster_dev(port: int) -> int:
-    """``dagster dev`` on the project's workspace until it exits; returns its exit status."""
-    dagster = Path(sys.executable).with_name("dagster")
-    return subprocess.call([str(dagster), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
-                            "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_DIR)
+    """``dg dev`` in the project folder (the code location of its ``[tool.dg]``) until it exits; returns its
+    exit status."""
+    dg_cli = Path(sys.executable).with_name("dg")
+    return subprocess.call([str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_DIR)
 
 
 def serve_ui(settings: Settings, port: int) -> int:

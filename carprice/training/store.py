@@ -91,12 +91,6 @@ def models(wh: Warehouse) -> pd.DataFrame:
                        FROM model_registry ORDER BY trained_at DESC""")
 
 
-def history(wh: Warehouse, version: str | None = None) -> pd.DataFrame:
-    """Every change of status (of one version, or of all), oldest first."""
-    where = "WHERE version = ?" if version else ""
-    return wh.query(f"SELECT * FROM model_events {where} ORDER BY changed_at", [version] if version else [])
-
-
 def record_evaluation(wh: Warehouse, row: dict, challenger_metrics: dict | None) -> None:
     """Store a judgement (``row``: the model_evaluations columns) and, when the challenger was scored,
     merge its scores into its registry metrics, in one transaction."""

@@ -22,7 +22,6 @@ from carprice.training.registry import (
     rollback,
 )
 from carprice.training.serving_check import check_servable
-from carprice.training.store import history
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import clean_frame_from_market
 
@@ -33,6 +32,11 @@ _clock = iter(range(10_000))
 @pytest.fixture(scope="module")
 def features() -> pd.DataFrame:
     return build_features(clean_frame_from_market(3000, seed=5, day=40))
+
+
+def history(wh: Warehouse, version: str) -> pd.DataFrame:
+    """Every status change of ``version``, oldest first, as an analyst reads it from model_events."""
+    return wh.query("SELECT * FROM model_events WHERE version = ? ORDER BY changed_at", [version])
 
 
 def train_and_register(wh: Warehouse, tmp_path, features: pd.DataFrame, train_share: float = 1.0,
