@@ -71,6 +71,12 @@ class Warehouse:
                                  [table]).fetchone()[0]
             return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]) if exists else 0
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> SQL type of ``table``, in table order (empty when it does not exist)."""
+        rows = self.query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                          "ORDER BY ordinal_position", [table])
+        return dict(zip(rows["column_name"], rows["data_type"]))
+
     def replace_table(self, name: str, df: pd.DataFrame) -> int:
         """Replace table ``name`` with ``df`` in one transaction; returns the row count."""
         with self.transaction() as con:

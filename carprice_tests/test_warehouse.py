@@ -77,6 +77,7 @@ def test_replace_table_is_all_or_nothing(tmp_path):
     wh.replace_table("t", pd.DataFrame({"a": [1, 2]}))
     assert wh.replace_table("t", pd.DataFrame({"a": [3]})) == 1
     assert wh.query("SELECT a FROM t")["a"].tolist() == [3]
+    assert wh.column_types("t") == {"a": "BIGINT"} and wh.column_types("missing") == {}
 
 
 def test_an_analyst_on_the_snapshot_never_blocks_writes(tmp_path, crawled_batch):

@@ -28,7 +28,7 @@ def clean_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     reasons = reason_counts(excluded)
     context.log.info("clean: %d, excluded: %d %s", len(clean), len(excluded), reasons)
     return dg.MaterializeResult(metadata={
-        **table_metadata(clean),
+        **table_metadata(wh, "clean_listings"),
         "raw_observations": len(raw),
         "admitted_batches": int(raw["batch_id"].nunique()) if len(raw) else 0,
         "current_listings": int(clean["is_current"].sum()) if len(clean) else 0,

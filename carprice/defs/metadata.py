@@ -1,7 +1,8 @@
 """What every asset shows in the UI besides its own numbers: its owner, its layer, and a table's shape."""
 
 import dagster as dg
-import pandas as pd
+
+from carprice.warehouse import Warehouse
 
 # Who answers for the platform's data.
 OWNERS = ["team:carprice"]
@@ -12,16 +13,13 @@ def layer(name: str) -> dict[str, str]:
     return {"layer": name}
 
 
-def table_metadata(df: pd.DataFrame) -> dict:
-    """Row count and column schema of a table asset (the UI's columns tab and lineage use them)."""
-    return {
-        "dagster/row_count": len(df),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()]),
-    }
+def table_metadata(wh: Warehouse, table: str) -> dict:
+    """Row count and column schema (SQL types, as analysts see them) of a table the asset just wrote; the UI's
+    columns tab and column lineage use them."""
+    return {"dagster/row_count": wh.count(table), **schema_metadata(wh.column_types(table))}
 
 
 def schema_metadata(columns: dict[str, str]) -> dict:
-    """The column schema of a table whose columns are declared (name -> SQL type) rather than computed."""
+    """The column schema of a table from its columns (name -> SQL type)."""
     return {"dagster/column_schema": dg.TableSchema(
         columns=[dg.TableColumn(name=name, type=sql) for name, sql in columns.items()])}

@@ -30,7 +30,7 @@ def listing_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     features = build_features(store.read_clean_listings(wh))
     store.write_features(wh, features)
     return dg.MaterializeResult(metadata={
-        **table_metadata(features),
+        **table_metadata(wh, "listing_features"),
         "columns": dg.MetadataValue.json(list(features.columns)),
     })
 

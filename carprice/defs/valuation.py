@@ -39,7 +39,7 @@ def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     inside = ((valuations["asking_price_eur"] >= valuations["lower_price_eur"])
               & (valuations["asking_price_eur"] <= valuations["upper_price_eur"]))
     return dg.MaterializeResult(metadata={
-        **table_metadata(valuations),
+        **table_metadata(wh, "listing_valuations"),
         "model_version": serving.version,
         "median_price_ratio": round(float(valuations["price_ratio"].median()), 4) if len(valuations) else 0.0,
         "asking_inside_interval_share": round(float(inside.mean()), 4) if len(valuations) else 0.0,
@@ -60,7 +60,7 @@ def deals(warehouse: WarehouseResource) -> dg.MaterializeResult:
     found = find_deals(store.read_valuations(wh), store.current_descriptions(wh))
     store.write_deals(wh, found)
     return dg.MaterializeResult(metadata={
-        **table_metadata(found),
+        **table_metadata(wh, "deals"),
         "total_expected_saving_eur": round(float(found["saving_eur"].sum()), 0) if len(found) else 0.0,
         "top_deals": dg.MetadataValue.md(deals_table(found.head(10)) if len(found) else "no deals today"),
     })

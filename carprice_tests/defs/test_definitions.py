@@ -66,7 +66,8 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     assert result.success
     clean_meta = result.asset_materializations_for_node("clean_listings")[0].metadata
     clean_schema = {c.name: c.type for c in clean_meta["dagster/column_schema"].value.columns}
-    assert clean_schema["price_eur"] == "float64" and clean_meta["dagster/row_count"].value > 0
+    assert clean_schema["price_eur"] == "DOUBLE" and clean_schema["listed_at"].startswith("TIMESTAMP")
+    assert clean_meta["dagster/row_count"].value == Warehouse(settings.warehouse_path).count("clean_listings") > 0
     wh = Warehouse(settings.warehouse_path)
     counts = wh.query("""SELECT (SELECT count(*) FROM clean_listings) AS clean,
                                 (SELECT count(*) FROM excluded_listings) AS excluded,
