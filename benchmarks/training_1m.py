@@ -31,7 +31,7 @@ import pandas as pd
 def build_rows(rows: int, base_listings: int = 100_000) -> pd.DataFrame:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from carprice.training.features import build_features
-    from carprice_tests.test_modeling import clean_frame_from_market
+    from carprice_tests.conftest import clean_frame_from_market
 
     base = build_features(clean_frame_from_market(base_listings, seed=7, day=0))
     rng = np.random.default_rng(0)
