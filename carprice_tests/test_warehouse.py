@@ -12,6 +12,7 @@ from carprice.ingest.landing import BatchError, find_batch, read_batch, scan_lan
 from carprice.ingest.store import ingest_batch
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
+from scrapers.batch_writer import BatchWriter
 
 
 def test_read_batch_refuses_incomplete_folders(tmp_path):
@@ -93,3 +94,31 @@ def test_an_analyst_on_the_snapshot_never_blocks_writes(tmp_path, crawled_batch)
     with duckdb.connect(str(snapshot), read_only=True) as fresh:
         assert fresh.execute("SELECT count(*) FROM t").fetchone()[0] == 2
         assert fresh.execute("SELECT count(*) FROM raw_listings").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    ({"batch_id": "src-1", "source": "src", "files": {"listings": "/etc/passwd"}}, "plain file name"),
+    ({"batch_id": "src-1", "source": "src", "files": {"listings": "../other/listings.jsonl"}}, "plain file name"),
+    ({"batch_id": "src-1", "source": "src", "files": {"rejects": ".."}}, "plain file name"),
+    ({"batch_id": "src-1", "source": "src", "files": ["listings.jsonl"]}, "'files' must map"),
+    ({"batch_id": "src-1", "source": "../../tmp"}, "a source is a plain name"),
+    (["not", "an", "object"], "is not a JSON object"),
+])
+def test_a_manifest_cannot_point_outside_its_folder(tmp_path, manifest, message):
+    folder = tmp_path / "src" / "src-1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BatchError, match=message):
+        read_batch(folder)
+    batches, broken = scan_landing(tmp_path)
+    assert batches == [] and message in broken[str(folder)], "the sensor skips it and says why"
+
+
+def test_batch_ids_and_sources_are_plain_names(tmp_path):
+    with pytest.raises(BatchError, match="a batch id is a plain name"):
+        find_batch(tmp_path, "../../etc")
+    with pytest.raises(ValueError, match="a source is a plain name"):
+        BatchWriter(tmp_path / "landing", "../../escaped")
+    with pytest.raises(ValueError, match="a batch id is a plain name"):
+        BatchWriter(tmp_path / "landing", "src", batch_id="a/b")
+    assert list(tmp_path.iterdir()) == [], "nothing was written anywhere"

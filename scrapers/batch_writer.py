@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from scrapers import __version__
+
+# Source names and batch ids become folder names: plain names only, so none can point outside the landing zone.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,120}")
+
+
+def safe_name(kind: str, value: object) -> str:
+    """``value`` if it is a plain name (letters, digits, '_' and '-'); ValueError otherwise."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise ValueError(f"a {kind} is a plain name of letters, digits, '_' and '-' (it names a folder), "
+                         f"got {value!r}")
+    return value
 
 
 def make_batch_id(source: str, at: datetime) -> str:
@@ -26,9 +38,9 @@ class BatchWriter:
     """Collects one batch's listings and rejects in a temporary folder, then publishes it atomically."""
 
     def __init__(self, landing_dir: Path, source: str, batch_id: str | None = None):
-        self.source = source
+        self.source = safe_name("source", source)
         self.started_at = datetime.now(UTC)
-        self.batch_id = batch_id or make_batch_id(source, self.started_at)
+        self.batch_id = safe_name("batch id", batch_id or make_batch_id(source, self.started_at))
         self.final_dir = Path(landing_dir) / source / self.batch_id
         self.tmp_dir = Path(landing_dir) / source / f".tmp-{self.batch_id}"
         self.tmp_dir.mkdir(parents=True)

@@ -69,10 +69,13 @@ def parse_number(text: str | float | int | None) -> float | None:
         return None
     if isinstance(text, (int, float)):
         return float(text) if math.isfinite(text) else None
-    text = str(text).strip()
+    text = str(text).strip().replace("\u2212", "-")  # the typographic minus sign, too
     if _SCIENTIFIC.match(text):
         value = float(text)
         return value if math.isfinite(value) else None
+    # A minus sign before the first digit (after currency signs and spaces) makes the number negative:
+    # "-5000", "€ -5.000"; a dash between numbers ("5,000 - 6,000") does not.
+    sign = -1.0 if re.match(r"^[^\d-]*-\s*\d", text) else 1.0
     digits = re.sub(r"[^0-9.,]", "", text)
     if not re.search(r"\d", digits):
         return None
@@ -89,7 +92,7 @@ def parse_number(text: str | float | int | None) -> float | None:
         else:
             digits = ".".join(parts)
     try:
-        value = float(digits)
+        value = sign * float(digits)
     except ValueError:
         return None
     return value if math.isfinite(value) else None
@@ -209,6 +212,11 @@ def condition(value: str | None) -> str | None:
     return text.lower()
 
 
+# The warehouse stores whole numbers as 64-bit integers.
+INT64_MAX = 2**63 - 1
+
+
 def integer(value: str | None) -> int | None:
+    """A whole number from seller text; None when there is none. May exceed 64 bits (listing_problem says so)."""
     number = parse_number(value)
     return int(number) if number is not None else None

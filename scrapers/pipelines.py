@@ -82,8 +82,16 @@ def listing_problem(item: CarListing, rates: dict[str, float]) -> str | None:
         return f"price without currency {item.price_raw!r}"
     if item.currency not in rates:
         return f"unknown currency {item.currency!r}"
+    if item.price < 0:
+        return "negative price"
     if item.mileage_raw is not None and item.mileage_km is None:
         return f"unreadable mileage {item.mileage_raw!r}"
+    if item.mileage_km is not None and item.mileage_km < 0:
+        return "negative mileage"
+    for name in ("doors", "model_year"):
+        value = getattr(item, name)
+        if value is not None and abs(value) > normalize.INT64_MAX:
+            return f"{name} out of range"
     return None
 
 

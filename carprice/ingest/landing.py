@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from scrapers.batch_writer import safe_name
+
 
 class BatchError(ValueError):
     """A landing-zone folder that is not a readable batch."""
@@ -43,9 +45,23 @@ def read_batch(path: Path) -> Batch:
         raise BatchError(f"{path} has no manifest.json: not a complete batch") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BatchError(f"{manifest_file} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BatchError(f"{manifest_file} is not a JSON object")
     for key in ("batch_id", "source"):
         if key not in manifest:
             raise BatchError(f"{manifest_file} lacks {key!r}")
+        try:
+            safe_name(key.replace("_", " "), manifest[key])
+        except ValueError as exc:
+            raise BatchError(f"{manifest_file}: {exc}") from exc
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise BatchError(f"{manifest_file}: 'files' must map listings/rejects to file names")
+    for role, name in files.items():
+        # A manifest names files inside its own folder, never a path elsewhere on the machine.
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise BatchError(f"{manifest_file}: the {role} file must be a plain file name in the batch folder, "
+                             f"got {name!r}")
     if manifest["batch_id"] != path.name:
         raise BatchError(f"{manifest_file} names batch {manifest['batch_id']!r} but sits in {path.name!r}")
     return Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
@@ -68,6 +84,10 @@ def scan_landing(landing_dir: Path) -> tuple[list[Batch], dict[str, str]]:
 
 def find_batch(landing_dir: Path, batch_id: str) -> Batch:
     """The batch with this id; BatchError if the landing zone has none."""
+    try:
+        safe_name("batch id", batch_id)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from exc
     for source_dir in (p for p in landing_dir.iterdir() if p.is_dir()) if landing_dir.exists() else ():
         if (source_dir / batch_id).is_dir():
             return read_batch(source_dir / batch_id)

@@ -17,7 +17,7 @@ from datetime import datetime
 import dagster as dg
 
 from carprice.config import Settings
-from carprice.runs.instance import prepare_dagster_home
+from carprice.runs.instance import prepare_dagster_home, process_tags, reap_dead_runs
 
 # The instance keeps every event; the terminal only needs INFO and above.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -68,6 +68,9 @@ class Automation:
         prepare_dagster_home(settings)
         self.settings = settings
         self.instance = dg.DagsterInstance.get()
+        for run_id in reap_dead_runs(self.instance):
+            progress(f"    run {run_id[:8]} was left unfinished by a process that is gone: marked failed, "
+                     "its warehouse slot freed")
         self.defs = build_definitions(settings)
         self.repository = self.defs.get_repository_def()
         self.progress = progress
@@ -109,7 +112,7 @@ class Automation:
 
     def launch(self, origin: str, request: dg.RunRequest, job_name: str, origin_tags: dict) -> LaunchedRun:
         """Execute one requested run of ``job_name`` on the instance, tagged with who asked for it."""
-        tags = {**request.tags, **origin_tags}
+        tags = {**request.tags, **origin_tags, **process_tags()}
         if request.run_key:
             tags["dagster/run_key"] = request.run_key
         target = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")

@@ -62,6 +62,15 @@ def test_csv_lands_with_rejects_for_bad_rows(tmp_path):
     assert listings[0]["page_format"] == "file:csv" and listings[0]["url"] == frame.loc[3, "link"]
 
 
+def test_a_source_name_cannot_leave_the_landing_zone(tmp_path):
+    export_frame(5).to_csv(tmp_path / "export.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    with pytest.raises(ValueError, match="a source is a plain name"):
+        import_file(tmp_path / "export.csv", tmp_path / "landing", "../../escaped")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv", "landing"]
+    assert list((tmp_path / "landing").iterdir()) == [], "nothing was written, inside or out"
+
+
 def test_missing_required_columns_are_named(tmp_path):
     export_frame(5).drop(columns=["price"]).to_csv(tmp_path / "export.csv", index=False)
     with pytest.raises(FileImportError, match="needs columns for make, model and price"):

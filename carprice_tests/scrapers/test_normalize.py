@@ -219,9 +219,25 @@ def test_a_good_listing_has_no_problem():
     ({"price_raw": "¥ 1,250,000", "currency_raw": None}, "price without currency '¥ 1,250,000'"),
     ({"mileage_raw": "see photos"}, "unreadable mileage 'see photos'"),
     ({"make_raw": None, "price_raw": None}, "missing make"),  # the first problem is the one reported
+    ({"price_raw": "-5000"}, "negative price"),
+    ({"price_raw": "€ −12.500"}, "negative price"),
+    ({"mileage_raw": "-80000"}, "negative mileage"),
+    ({"doors_raw": "1e30"}, "doors out of range"),
 ])
 def test_listing_problem(raw, problem):
     assert listing_problem(normalized(**raw), EUR_PER_UNIT) == problem
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("-5000", -5000.0), ("€ -5.000", -5000.0), ("− 80,000 km", -80000.0), ("-1e3", -1000.0),
+    ("12.500 €", 12500.0), ("-", None),
+])
+def test_minus_signs_are_kept(text, expected):
+    assert normalize.parse_number(text) == expected
+
+
+def test_a_whole_number_beyond_64_bits_is_kept_for_listing_problem_to_reject():
+    assert normalize.integer("1e30") > normalize.INT64_MAX and normalize.integer("4") == 4
 
 
 def test_missing_mileage_is_not_a_problem():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -9,6 +10,7 @@ import scrapy
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 
+from scrapers.batch_writer import safe_name
 from scrapers.items import Reject
 from scrapers.parsing import listing_links, next_page_link, parse_listing_page
 
@@ -31,7 +33,7 @@ class ListingsSpider(scrapy.Spider):
         if not host:
             raise ValueError(f"start_url needs a host: {start_url!r}")
         self.allowed_domains = [host]
-        self.source = source or host.replace(".", "_")
+        self.source = safe_name("source", source or re.sub(r"[^A-Za-z0-9_-]", "_", host))
         self.link_css = link_css
         self.next_css = next_css
         self.max_pages = int(max_pages) if max_pages else None
