@@ -25,6 +25,9 @@ from carprice.training.serving_check import check_servable
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import clean_frame_from_market
 
+# Every promotion loads the challenger in a child process (the servability check): the integration tier.
+pytestmark = pytest.mark.integration
+
 CFG = PromotionConfig(backtest_folds=0)
 _clock = iter(range(10_000))
 
@@ -105,7 +108,7 @@ def test_corrupted_challenger_is_never_promoted(tmp_path, features):
         champion(wh)
 
 
-@pytest.mark.integration  # a child process per check
+
 def test_servability_check_runs_in_a_fresh_process(tmp_path, features):
     wh = Warehouse(tmp_path / "wh.duckdb")
     model = get_model(wh, train_and_register(wh, tmp_path, features))
