@@ -108,7 +108,6 @@ def test_corrupted_challenger_is_never_promoted(tmp_path, features):
         champion(wh)
 
 
-
 def test_servability_check_runs_in_a_fresh_process(tmp_path, features):
     wh = Warehouse(tmp_path / "wh.duckdb")
     model = get_model(wh, train_and_register(wh, tmp_path, features))
