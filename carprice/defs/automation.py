@@ -29,27 +29,46 @@ def daily_crawl(context: dg.ScheduleEvaluationContext):
                             run_config={"ops": {"scraped_batch": {"config": {"as_of": f"{day:%Y-%m-%d}"}}}})
 
 
+# A batch whose runs ended this often without ingesting it (killed, crashed) is left for a person.
+MAX_BATCH_ATTEMPTS = 3
+
+
+def batch_run_key(batch_id: str, runs: list[dg.DagsterRun], requested: bool) -> str | None:
+    """The run key of the next attempt at a landed batch not yet ingested, given its batch_job runs so far and
+    whether this sensor already asked for a first run; None while a run is asked for or under way, or when the
+    attempts are used up."""
+    if (requested and not runs) or any(not run.is_finished for run in runs) or len(runs) >= MAX_BATCH_ATTEMPTS:
+        return None
+    return batch_id if not runs else f"{batch_id}@{len(runs) + 1}"
+
+
 @dg.sensor(job=batch_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource) -> dg.SensorResult:
-    """Each new complete batch in the landing zone becomes one batch_job run for its partition.
+    """Each complete batch in the landing zone that is not ingested yet becomes a batch_job run for its partition.
 
-    The cursor holds every batch (and unreadable folder) already seen, so a restart neither misses
-    nor repeats one; batches already ingested (a run launched by hand, a re-admission) are not run again.
+    A batch is done once raw_listings is materialized for it (it then has a status, accepted or quarantined);
+    one whose run ended without that (killed, crashed) is tried again under a new run key, up to
+    MAX_BATCH_ATTEMPTS runs. The cursor holds the folders already seen, so an unreadable one is reported once.
     """
     seen = set(json.loads(context.cursor)) if context.cursor else set()
     batches, broken = scan_landing(landing_zone.root)
     for path, reason in broken.items():
         if path not in seen:
             context.log.warning("skipping unreadable batch folder %s: %s", path, reason)
-    fresh = [b for b in batches if b.batch_id not in seen]
     done = context.instance.get_materialized_partitions(raw_listings.key)
-    todo = [b.batch_id for b in fresh if b.batch_id not in done]
+    todo = {}
+    for batch in (b for b in batches if b.batch_id not in done):
+        runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=batch_job.name,
+                                                               tags={"dagster/partition": batch.batch_id}))
+        key = batch_run_key(batch.batch_id, list(runs), requested=batch.batch_id in seen)
+        if key is not None:
+            todo[batch.batch_id] = key
     known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
-    cursor = json.dumps(sorted(seen | {b.batch_id for b in fresh} | set(broken)))
+    cursor = json.dumps(sorted(seen | {b.batch_id for b in batches} | set(broken)))
     if not todo:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new batch in the landing zone"), cursor=cursor)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=batch_id, partition_key=batch_id) for batch_id in todo],
+        run_requests=[dg.RunRequest(run_key=key, partition_key=batch_id) for batch_id, key in todo.items()],
         dynamic_partitions_requests=[batch_partitions.build_add_request([b for b in todo if b not in known])],
         cursor=cursor,
     )

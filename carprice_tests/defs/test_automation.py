@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 
 import dagster as dg
 import pytest
 
 from carprice.config import RetrainingConfig
-from carprice.defs.automation import daily_crawl, landing_sensor, retraining_sensor
+from carprice.defs.automation import (
+    MAX_BATCH_ATTEMPTS,
+    batch_run_key,
+    daily_crawl,
+    landing_sensor,
+    retraining_sensor,
+)
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.defs.scraping import market_day_of
@@ -152,3 +159,37 @@ def test_training_due_is_a_pure_rule():
     assert training_due(again, cfg) is None, "a batch monitored twice counts once, as its newest record says"
     with pytest.raises(ValueError, match="at least 1 batch"):
         training_due([first], RetrainingConfig(every_batches=0))
+
+
+def _run(instance: dg.DagsterInstance, batch_id: str, status: dg.DagsterRunStatus) -> None:
+    instance.add_run(dg.DagsterRun(job_name="batch_job", run_id=str(uuid.uuid4()), status=status,
+                                   tags={"dagster/partition": batch_id}))
+
+
+def test_a_batch_whose_run_ended_without_ingesting_it_is_tried_again(tmp_path, crawled_batch):
+    landing = tmp_path / "landing"
+    batch = copy_batch(crawled_batch, landing)
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = evaluate(landing, instance).cursor
+    _run(instance, batch.batch_id, dg.DagsterRunStatus.STARTED)
+    assert not evaluate(landing, instance, cursor).run_requests, "not while its run is under way"
+    instance.report_run_failed(instance.get_runs()[0], message="killed")
+    retry = evaluate(landing, instance, cursor)
+    assert [(r.partition_key, r.run_key) for r in retry.run_requests] == [(batch.batch_id, f"{batch.batch_id}@2")]
+    assert [r.run_key for r in evaluate(landing, instance, None).run_requests] == [f"{batch.batch_id}@2"], \
+        "a new process (no cursor) retries it too"
+    for _ in range(MAX_BATCH_ATTEMPTS - 1):
+        _run(instance, batch.batch_id, dg.DagsterRunStatus.FAILURE)
+    assert not evaluate(landing, instance, cursor).run_requests, "attempts used up: left for a person"
+
+
+def test_the_next_attempt_is_a_pure_rule():
+    def runs(*statuses):
+        return [dg.DagsterRun(job_name="batch_job", run_id=str(uuid.uuid4()), status=s) for s in statuses]
+
+    failed, started = dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED
+    assert batch_run_key("b", runs(), requested=False) == "b"
+    assert batch_run_key("b", runs(), requested=True) is None
+    assert batch_run_key("b", runs(failed), requested=True) == "b@2"
+    assert batch_run_key("b", runs(failed, started), requested=True) is None
+    assert batch_run_key("b", runs(*[failed] * MAX_BATCH_ATTEMPTS), requested=True) is None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -46,3 +47,8 @@ def test_a_run_killed_while_it_holds_the_warehouse_does_not_block_the_next(tmp_p
     assert "batch accepted" in second.stdout, "the next day's batch went all the way through"
     assert time.monotonic() - started < 300
     assert instance.get_run_by_id(holder).status == dg.DagsterRunStatus.FAILURE
+    # The killed run's batch was not lost: the landing sensor tried it again, so both days have a status.
+    killed_batch = instance.get_run_by_id(holder).tags["dagster/partition"]
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        statuses = dict(con.execute("SELECT batch_id, status FROM batch_status").fetchall())
+    assert len(statuses) == 2 and statuses[killed_batch] == "accepted", statuses
