@@ -9,6 +9,7 @@ the stores share.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,14 +19,15 @@ import duckdb
 import pandas as pd
 
 
-def _schema() -> list[str]:
+@functools.cache
+def _schema() -> tuple[str, ...]:
     """Every stage's DDL, in the order data flows (a store's tables may refer to an earlier stage's)."""
     from carprice.ingest import store as ingest
     from carprice.monitoring import store as monitoring
     from carprice.training import store as training
     from carprice.validation import store as validation
 
-    return [*ingest.DDL, *validation.DDL, *training.DDL, *monitoring.DDL]
+    return (*ingest.DDL, *validation.DDL, *training.DDL, *monitoring.DDL)
 
 
 class Warehouse:
