@@ -74,7 +74,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
         "interval_log_offsets": dg.MetadataValue.json([round(x, 4) for x in trained.model.interval]),
         "train_batches": len(trained.train_batches),
         "trained_because": dg.MetadataValue.text(trained.trained_because),
-        "retraining_requests_served": trained.requests_answered,
+        "superseded_challengers": dg.MetadataValue.json(trained.superseded),
         "code_version": trained.code_version,
         "artifact": dg.MetadataValue.path(str(trained.saved.path / "model.txt")),
         "top_features_by_gain": dg.MetadataValue.md(trained.top_features().round(0).rename("gain").to_frame()
@@ -98,6 +98,7 @@ def decision_metadata(result: PromotionResult) -> dict:
     metadata = {
         "champion": result.champion_after, "challenger": result.challenger, "promoted": result.promoted,
         "reason": dg.MetadataValue.text(result.reason), "n_eval": result.n_eval,
+        "retraining_requests_served": result.requests_answered,
         "eval_from": str(pd.Timestamp(result.eval_from).date()), "scores": dg.MetadataValue.json(result.scores),
     }
     for key in ("mae_eur", "median_ape", "r2", "interval_coverage"):

@@ -2,7 +2,7 @@
 the retraining requests and the alerts.
 
 Owns ``monitoring_reports`` (one row per admitted batch and serving model), ``retraining_requests``
-(why models get retrained outside the regular cadence; ``served_by`` is the model trained in answer)
+(why models get retrained outside the regular cadence; ``served_by`` is the model trained and judged in answer)
 and ``alerts`` (everything a person should know about).
 """
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.monitoring.drift import REFERENCE_FILE, reference_sample
-from carprice.monitoring.retraining import serve_retraining_requests
 from carprice.training import modeling
 from carprice.training.registry import code_version, register_challenger
 from carprice.validation.store import admitted_batch_ids
@@ -32,7 +31,7 @@ class TrainedChallenger:
     train_batches: list[str]
     code_version: str
     trained_because: str
-    requests_answered: int
+    superseded: list[str]
 
     def top_features(self, n: int = 10) -> pd.Series:
         """The features with the largest total gain in the trees."""
@@ -41,8 +40,11 @@ class TrainedChallenger:
 
 def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *, holdout_fraction: float,
                      params: dict, reference_rows: int, trained_because: str) -> TrainedChallenger:
-    """Train on the listings before the newest ``holdout_fraction``, save, register as challenger, and mark the
-    open retraining requests answered by it."""
+    """Train on the listings before the newest ``holdout_fraction``, save, and register it as the challenger.
+
+    The open retraining requests are answered when it is judged (``judge_challenger``), not here: a run killed
+    between training and judgement leaves them open for the next training.
+    """
     train, holdout = modeling.split_by_time(features, holdout_fraction)
     model = modeling.train_model(train, params)
     # Scored on the fresh rows when it is judged beside the champion: not here, not twice.
@@ -54,8 +56,8 @@ def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *,
         "trained_because": trained_because})
     # The training rows later batches are compared with (not part of the model's checksum).
     reference_sample(train, reference_rows).to_parquet(saved.path / REFERENCE_FILE)
-    register_challenger(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
+    superseded = register_challenger(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
                         features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
                         train_cutoff=cutoff, trained_because=trained_because)
-    answered = serve_retraining_requests(wh, saved.version)
-    return TrainedChallenger(model, saved, len(train), len(holdout), cutoff, batches, code, trained_because, answered)
+    return TrainedChallenger(model, saved, len(train), len(holdout), cutoff, batches, code, trained_because,
+                             superseded)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from carprice.config import PromotionConfig
+from carprice.monitoring.retraining import serve_retraining_requests
 from carprice.training import modeling, store
 from carprice.training.evaluation import BASELINES, Decision, decide_promotion, score
 from carprice.training.registry import NoChampionError, champion, latest_challenger, promote, reject
@@ -37,6 +38,7 @@ class PromotionResult:
     eval_from: pd.Timestamp
     n_eval: int
     scores: dict = field(default_factory=dict)
+    requests_answered: int = 0
 
 
 def _model_scores(model: modeling.PriceModel, rows: pd.DataFrame) -> dict:
@@ -88,6 +90,8 @@ def judge_challenger(wh: Warehouse, data: pd.DataFrame, cfg: PromotionConfig) ->
             reject(wh, challenger.version, decision.reason)
             result.scores["champion_after"] = result.scores.get("champion", {})
         _record(wh, result)
+        # The retraining requests that led here are answered by a model that was judged, promoted or not.
+        result.requests_answered = serve_retraining_requests(wh, challenger.version)
         return result
 
     if len(rows) < MIN_EVAL_ROWS:

@@ -62,14 +62,20 @@ _AWAITING = "trained; awaiting evaluation"
 
 def register_challenger(wh: Warehouse, saved: SavedModel, *, trained_at: datetime, train_batches: list[str],
                         code: str, params: dict, features: list[str], metrics: dict, n_train: int, n_holdout: int,
-                        train_cutoff: pd.Timestamp, trained_because: str = "requested by hand") -> None:
-    """Record a newly trained model as a challenger, with why it was trained."""
-    store.add_model(wh, {
+                        train_cutoff: pd.Timestamp, trained_because: str = "requested by hand") -> list[str]:
+    """Record a newly trained model as a challenger, with why it was trained; returns the earlier challengers it
+    supersedes.
+
+    Only the newest challenger is ever judged, so one left by a training run that was killed before its
+    judgement is rejected here rather than left awaiting evaluation forever.
+    """
+    return store.add_model(wh, {
         "version": saved.version, "trained_at": trained_at, "status": CHALLENGER, "status_reason": _AWAITING,
         "artifact_path": str(saved.path), "sha256": saved.sha256, "train_batches": train_batches,
         "code_version": code, "params": json.dumps(params, default=str), "features": json.dumps(features),
         "metrics": json.dumps(metrics, default=str), "n_train": n_train, "n_holdout": n_holdout,
-        "train_cutoff": train_cutoff.to_pydatetime(), "trained_because": trained_because}, trained_at, _AWAITING)
+        "train_cutoff": train_cutoff.to_pydatetime(), "trained_because": trained_because}, trained_at, _AWAITING,
+        supersede=(CHALLENGER, REJECTED))
 
 
 def promote(wh: Warehouse, version: str, reason: str) -> None:

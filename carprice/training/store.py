@@ -49,12 +49,26 @@ def read_features(wh: Warehouse) -> pd.DataFrame:
     return features
 
 
-def add_model(wh: Warehouse, row: dict, at: datetime, reason: str) -> None:
-    """Register a new version (``row``: the registry columns) and its first event, in one transaction."""
+def add_model(wh: Warehouse, row: dict, at: datetime, reason: str,
+              supersede: tuple[str, str] | None = None) -> list[str]:
+    """Register a new version (``row``: the registry columns) and its first event, in one transaction.
+
+    ``supersede`` (status, new status): versions still in that status move to the new one first, with a reason
+    naming the new version; returns them.
+    """
     with wh.transaction() as con:
+        superseded = []
+        if supersede:
+            old, new = supersede
+            superseded = [r[0] for r in con.execute("SELECT version FROM model_registry WHERE status = ? "
+                                                    "ORDER BY version", [old]).fetchall()]
+            for version in superseded:
+                set_status(con, version, new, f"never judged (its training run ended before the judgement); "
+                                              f"superseded by {row['version']}", at)
         insert(con, "model_registry", [row])
         insert(con, "model_events", [{"version": row["version"], "changed_at": at, "status": row["status"],
                                       "reason": reason}])
+    return superseded
 
 
 def set_status(con: duckdb.DuckDBPyConnection, version: str, status: str, reason: str, at: datetime) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from carprice.config import PromotionConfig
+from carprice.monitoring.retraining import record_requests
 from carprice.training import modeling
 from carprice.training.evaluation import MedianBaseline, decide_promotion, score
 from carprice.training.features import build_features
@@ -59,9 +60,13 @@ def train_and_register(wh: Warehouse, tmp_path, features: pd.DataFrame, train_sh
 
 def test_first_model_is_promoted_when_it_beats_the_baselines(tmp_path, features):
     wh = Warehouse(tmp_path / "wh.duckdb")
+    record_requests(wh, "b1", None, [("no_champion", "no model yet")])
     version = train_and_register(wh, tmp_path, features)
     result = judge_challenger(wh, features, CFG)
     assert result.promoted and result.reason.startswith("first model; beats the baselines")
+    # The request that asked for a model is answered by the judged one.
+    assert result.requests_answered == 1
+    assert wh.query("SELECT served_by FROM retraining_requests")["served_by"].tolist() == [version]
     assert champion(wh).version == version
     assert "servable" in result.scores["decision"]["servability"]
     assert set(result.scores["baselines"]) == {"median_make_model_year", "linear_ridge"}
