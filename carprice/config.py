@@ -29,6 +29,10 @@ def market_day(d: date) -> int:
 # Where `carprice ui` serves the Dagster UI (the monitoring reports are on the next port).
 UI_PORT = 3000
 
+# How long a command waits for a live run elsewhere (the daemon under `carprice ui`, another `carprice run`) to
+# release the warehouse before it gives up naming that run: longer than the slowest training seen (~2 min).
+POOL_WAIT_S = 600.0
+
 # The embedded marketplace's start URL is only known once it runs; sources use this placeholder.
 EMBEDDED_MARKETPLACE = "embedded"
 

@@ -12,11 +12,20 @@ import contextlib
 import functools
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+# Another process (a second `carprice` command on the same folder) holds the file only for one unit of work;
+# a connection waits this long for it before giving up with DuckDB's lock error.
+LOCK_WAIT_S = 120.0
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 @functools.cache
@@ -33,14 +42,27 @@ def _schema() -> tuple[str, ...]:
 class Warehouse:
     """Reads and writes the warehouse file; each method opens and closes its own connection."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, lock_wait_s: float = LOCK_WAIT_S):
         self.path = Path(path)
+        self.lock_wait_s = lock_wait_s
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting up to ``lock_wait_s`` while another process holds it."""
+        deadline, pause = time.monotonic() + self.lock_wait_s, 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one unit of work; the schema exists before any write."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        con = self._open(read_only)
         try:
             if not read_only:
                 for ddl in _schema():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import duckdb
 import pandas as pd
@@ -122,3 +125,34 @@ def test_batch_ids_and_sources_are_plain_names(tmp_path):
     with pytest.raises(ValueError, match="a batch id is a plain name"):
         BatchWriter(tmp_path / "landing", "src", batch_id="a/b")
     assert list(tmp_path.iterdir()) == [], "nothing was written anywhere"
+
+
+def _hold_the_file(path, seconds: float) -> subprocess.Popen:
+    """Another process that holds the warehouse file open for ``seconds`` (a second `carprice` command)."""
+    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+            "time.sleep(float(sys.argv[2])); con.close()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    return holder
+
+
+def test_a_connection_waits_while_another_process_holds_the_file(tmp_path):
+    wh = Warehouse(tmp_path / "wh.duckdb", lock_wait_s=30)
+    wh.replace_table("t", pd.DataFrame({"x": [1, 2]}))
+    holder = _hold_the_file(wh.path, 1.5)
+    started = time.monotonic()
+    assert wh.count("t") == 2
+    assert time.monotonic() - started > 0.5, "the file was held: the read had to wait for it"
+    holder.wait()
+
+
+def test_a_connection_gives_up_with_the_lock_error_after_its_wait(tmp_path):
+    wh = Warehouse(tmp_path / "wh.duckdb", lock_wait_s=0.3)
+    wh.replace_table("t", pd.DataFrame({"x": [1]}))
+    holder = _hold_the_file(wh.path, 5)
+    try:
+        with pytest.raises(duckdb.IOException, match="(?i)lock"):
+            wh.count("t")
+    finally:
+        holder.kill()
+        holder.wait()

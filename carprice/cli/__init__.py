@@ -8,6 +8,7 @@ import sys
 from carprice.cli.commands import (
     cmd_batches_list,
     cmd_batches_readmit,
+    cmd_batches_retry,
     cmd_import,
     cmd_market,
     cmd_models_list,
@@ -17,7 +18,7 @@ from carprice.cli.commands import (
 )
 from carprice.config import UI_PORT
 from carprice.market.faults import FAULTS
-from carprice.validation.store import STATUSES
+from carprice.validation.store import STATUSES, UNFINISHED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=UI_PORT)
     ui.set_defaults(func=cmd_ui)
 
-    batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit")
+    batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit, "
+                                             "retry")
     batches_sub = batches.add_subparsers(dest="batches_command", required=True)
     listing = batches_sub.add_parser("list", help="batches with status and reason, newest first")
     common(listing)
-    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--status", choices=(*STATUSES, UNFINISHED),
+                         help=f"only batches with this status; {UNFINISHED}: landed but without a status yet")
     listing.set_defaults(func=cmd_batches_list)
     readmit_p = batches_sub.add_parser("readmit", help="let a quarantined batch through after review")
     common(readmit_p)
@@ -65,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     readmit_p.add_argument("--by", required=True, help="who reviewed the batch")
     readmit_p.add_argument("--note", required=True, help="why the batch is fine")
     readmit_p.set_defaults(func=cmd_batches_readmit)
+    retry_p = batches_sub.add_parser("retry", help="process again a landed batch whose run ended without a status")
+    common(retry_p)
+    retry_p.add_argument("batch_id")
+    retry_p.set_defaults(func=cmd_batches_retry)
 
     imp = sub.add_parser("import", help="land a CSV/Parquet/JSON-lines file as a batch and process it")
     common(imp)
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from carprice.ingest.file_import import FileImportError
     from carprice.ingest.landing import BatchError
+    from carprice.runs.instance import PoolBusyError
     from carprice.runs.launcher import PipelineError
     from carprice.scraping.crawl import CrawlError
     from carprice.training.registry import RegistryError
@@ -101,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError) as exc:
+    except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError,
+            PoolBusyError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)
         return 2
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        print(f"carprice: error: the warehouse is open in another process (a run of `carprice ui` on the same "
-              f"data folder?); try again when it has finished: {exc}", file=sys.stderr)
+        print(f"carprice: error: the warehouse stayed open in another process (a run of `carprice ui` on the "
+              f"same data folder, or an analyst's connection to the live file?); try again when it has finished: "
+              f"{exc}", file=sys.stderr)
         return 2

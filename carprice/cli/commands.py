@@ -67,18 +67,65 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_batches_list(args: argparse.Namespace) -> int:
-    from carprice.validation.store import batch_statuses
+    from carprice.validation.store import UNFINISHED, batch_statuses
     from carprice.warehouse import Warehouse
 
     settings = settings_from(args)
-    rows = batch_statuses(Warehouse(settings.warehouse_path), args.status)
-    if rows.empty:
-        print("no batches" + (f" with status {args.status}" if args.status else ""))
-        return 0
-    for row in rows.itertuples():
+    shown = 0
+    if args.status in (None, UNFINISHED):
+        shown += _print_unfinished(settings)
+    rows = batch_statuses(Warehouse(settings.warehouse_path), args.status) if args.status != UNFINISHED \
+        and settings.warehouse_path.exists() else None
+    for row in rows.itertuples() if rows is not None else ():
         print(f"{row.batch_id}  {row.status:<11} {row.decided_at:%Y-%m-%d %H:%M}  listings={row.listings}"
               f"  by={row.decided_by}\n    {row.reason}")
+        shown += 1
+    if not shown:
+        print("no batches" + (f" with status {args.status}" if args.status else ""))
     return 0
+
+
+def _print_unfinished(settings: Settings) -> int:
+    """List the landed batches without a status, with their runs so far, and unreadable batch folders."""
+    import dagster as dg
+
+    from carprice.ingest.landing import scan_landing, unfinished
+    from carprice.runs.instance import prepare_dagster_home
+    from carprice.validation.store import UNFINISHED, decided_batch_ids
+    from carprice.warehouse import Warehouse
+
+    batches, broken = scan_landing(settings.landing_dir)
+    todo = unfinished(batches, decided_batch_ids(Warehouse(settings.warehouse_path)))
+    instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings))) if todo else None
+    for batch in todo:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="batch_job",
+                                                       tags={"dagster/partition": batch.batch_id}))
+        tried = ", ".join(f"{r.run_id[:8]} {r.status.value.lower()}" for r in runs) or "never run"
+        print(f"{batch.batch_id}  {UNFINISHED:<11} landed {str(batch.manifest.get('finished_at', '?'))[:16]}"
+              f"  listings={batch.manifest.get('counts', {}).get('listings')}\n    runs: {tried}; "
+              f"process it with: carprice batches retry {batch.batch_id}")
+    for path, reason in broken.items():
+        print(f"{path}  unreadable\n    {reason}")
+    return len(todo) + len(broken)
+
+
+def cmd_batches_retry(args: argparse.Namespace) -> int:
+    from carprice.ingest.landing import find_batch
+    from carprice.runs.clock import process_batch
+    from carprice.validation.store import QUARANTINED, status_of
+    from carprice.warehouse import Warehouse
+
+    settings = settings_from(args)
+    batch = find_batch(settings.landing_dir, args.batch_id)
+    status = status_of(Warehouse(settings.warehouse_path), batch.batch_id) if settings.warehouse_path.exists() \
+        else None
+    if status is not None:
+        hint = "; to let it through after review: carprice batches readmit" if status == QUARANTINED else ""
+        raise ValueError(f"batch {batch.batch_id} is already {status}: nothing to retry{hint}")
+    print(f"processing {batch.batch_id} again")
+    summary = process_batch(settings, batch.batch_id)
+    print(summary.render())
+    return 0 if summary.admitted else QUARANTINED_EXIT
 
 
 def cmd_batches_readmit(args: argparse.Namespace) -> int:

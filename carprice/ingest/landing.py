@@ -92,3 +92,8 @@ def find_batch(landing_dir: Path, batch_id: str) -> Batch:
         if (source_dir / batch_id).is_dir():
             return read_batch(source_dir / batch_id)
     raise BatchError(f"no batch {batch_id!r} in {landing_dir}")
+
+
+def unfinished(batches: list[Batch], decided: set[str]) -> list[Batch]:
+    """The landed batches that have no status yet (``decided``: the batch ids that have one), oldest first."""
+    return [b for b in batches if b.batch_id not in decided]

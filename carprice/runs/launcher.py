@@ -16,8 +16,8 @@ from datetime import datetime
 
 import dagster as dg
 
-from carprice.config import Settings
-from carprice.runs.instance import prepare_dagster_home, process_tags, reap_dead_runs
+from carprice.config import POOL_WAIT_S, Settings
+from carprice.runs.instance import prepare_dagster_home, process_tags, reap_dead_runs, wait_for_pool
 
 # The instance keeps every event; the terminal only needs INFO and above.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -62,7 +62,7 @@ class LaunchedRun:
 class Automation:
     """The definitions' own schedule and sensors, ticked on a simulated clock against a persistent instance."""
 
-    def __init__(self, settings: Settings, progress: Progress = print):
+    def __init__(self, settings: Settings, progress: Progress = print, pool_wait_s: float = POOL_WAIT_S):
         from carprice.definitions import build_definitions
 
         prepare_dagster_home(settings)
@@ -74,6 +74,7 @@ class Automation:
         self.defs = build_definitions(settings)
         self.repository = self.defs.get_repository_def()
         self.progress = progress
+        self.pool_wait_s = pool_wait_s
         self.cursors: dict[str, str | None] = {}
 
     def tick_schedule(self, name: str, when: datetime) -> list[LaunchedRun]:
@@ -117,6 +118,7 @@ class Automation:
             tags["dagster/run_key"] = request.run_key
         target = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")
         self.progress(f"    {origin} -> {target}")
+        wait_for_pool(self.instance, self.pool_wait_s, self.progress)
         started = time.perf_counter()
         result = self.defs.resolve_job_def(job_name).execute_in_process(
             instance=self.instance, partition_key=request.partition_key, tags=tags, raise_on_error=False,

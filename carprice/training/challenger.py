@@ -56,8 +56,9 @@ def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *,
         "trained_because": trained_because})
     # The training rows later batches are compared with (not part of the model's checksum).
     reference_sample(train, reference_rows).to_parquet(saved.path / REFERENCE_FILE)
-    superseded = register_challenger(wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
-                        features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
-                        train_cutoff=cutoff, trained_because=trained_because)
+    superseded = register_challenger(
+        wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
+        features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
+        train_cutoff=cutoff, trained_because=trained_because)
     return TrainedChallenger(model, saved, len(train), len(holdout), cutoff, batches, code, trained_because,
                              superseded)

@@ -17,6 +17,8 @@ from carprice.warehouse import Warehouse, insert
 
 ACCEPTED, READMITTED, QUARANTINED = "accepted", "readmitted", "quarantined"
 STATUSES = (ACCEPTED, QUARANTINED, READMITTED)
+# A landed batch without a status yet: never ingested, or its run ended (killed, crashed) before the verdict.
+UNFINISHED = "unfinished"
 READMIT = "readmit"  # the review decision that lets a quarantined batch through
 # Only these reach cleaning, features and training; ADMITTED_SQL is the same list for an IN filter.
 ADMITTED = (ACCEPTED, READMITTED)
@@ -112,6 +114,11 @@ def batch_statuses(wh: Warehouse, status: str | None = None) -> pd.DataFrame:
                                b.listings, b.rejects
                         FROM batch_status s LEFT JOIN batches b USING (batch_id) {where}
                         ORDER BY s.decided_at DESC""", [status] if status else [])
+
+
+def decided_batch_ids(wh: Warehouse) -> set[str]:
+    """Every batch that has a status (a batch is done only then)."""
+    return set(wh.query("SELECT batch_id FROM batch_status")["batch_id"]) if wh.path.exists() else set()
 
 
 def admitted_batch_ids(wh: Warehouse) -> list[str]:
