@@ -16,7 +16,7 @@ import pandas as pd
 
 from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
-from scrapers.pipelines import listing_problem, normalize_listing
+from scrapers.pipelines import listing_problem, normalize_listing, reject_detail
 from scrapers.settings import EUR_PER_UNIT
 
 RAW_FIELDS = {f.name for f in dataclasses.fields(CarListing)} - {
@@ -89,8 +89,8 @@ def import_file(path: Path, landing_dir: Path, source: str, column_map: dict[str
                                  EUR_PER_UNIT)
         problem = listing_problem(item, EUR_PER_UNIT)
         if problem:
-            writer.add_reject(asdict(Reject(url=url, source=source, scraped_at=scraped_at, reason=problem,
-                                            detail=str(row)[:2000])))
+            writer.add_reject(asdict(Reject(url=url, source=source, scraped_at=scraped_at, reason=problem.reason,
+                                            detail=reject_detail(problem, str(row)))))
         else:
             writer.add_listing(asdict(item))
     return writer.finish(start_url=str(path.resolve()), spider="file-import", finish_reason="finished",

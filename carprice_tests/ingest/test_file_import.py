@@ -54,9 +54,13 @@ def test_csv_lands_with_rejects_for_bad_rows(tmp_path):
     batch = read_batch(import_file(tmp_path / "export.csv", tmp_path / "landing", "dealer_export",
                                    parse_column_map(["km=mileage_raw"])))
     assert batch.source == "dealer_export" and batch.manifest["spider"] == "file-import"
-    rejects = [json.loads(line) for line in batch.rejects_file.read_text().splitlines()]
-    assert sorted(r["reason"] for r in rejects) == ["missing make", "unknown currency 'XAU'",
-                                                   "unreadable price 'call us'"]
+    rejects = sorted((json.loads(line) for line in batch.rejects_file.read_text().splitlines()),
+                     key=lambda r: r["reason"])
+    assert [r["reason"] for r in rejects] == ["missing make", "unknown currency", "unreadable price"]
+    assert batch.manifest["reject_reasons"] == {"missing make": 1, "unknown currency": 1, "unreadable price": 1}
+    assert rejects[0]["detail"].startswith("{'link': ") and "'brand': None" in rejects[0]["detail"]
+    assert rejects[1]["detail"].startswith("'XAU'; {'link': ")
+    assert rejects[2]["detail"].startswith("'call us'; {'link': ")
     listings = [json.loads(line) for line in batch.listings_file.read_text().splitlines()]
     assert len(listings) == len(frame) - 3 and listings[0]["mileage_km"] == float(frame.loc[3, "km"])
     assert listings[0]["page_format"] == "file:csv" and listings[0]["url"] == frame.loc[3, "link"]
