@@ -53,19 +53,32 @@ def parse_column_map(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+# Readers by file extension, each giving every value as text or None.
+READERS = {
+    ".csv": lambda path: pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None}),
+    ".parquet": lambda path: pd.read_parquet(path).astype(object).where(lambda d: d.notna(), None),
+    ".jsonl": lambda path: pd.read_json(path, lines=True, dtype=False).astype(object).where(lambda d: d.notna(), None),
+}
+READERS.update({".pq": READERS[".parquet"], ".ndjson": READERS[".jsonl"], ".json": READERS[".jsonl"]})
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read CSV, Parquet or JSON lines (by extension) with every value as text."""
+    """Read CSV, Parquet or JSON lines (by extension) with every value as text; FileImportError if it has no rows."""
     suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise FileImportError(f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path).astype(object).where(lambda d: d.notna(), None)
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            return pd.read_json(path, lines=True, dtype=False).astype(object).where(lambda d: d.notna(), None)
+        table = READERS[suffix](path) if path.stat().st_size else None
+    except pd.errors.EmptyDataError:  # a CSV of blank lines
+        table = None
     except (OSError, ValueError) as exc:
         raise FileImportError(f"cannot read {path}: {exc}") from exc
-    raise FileImportError(f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
+    # Said plainly: a header alone would otherwise land an empty batch, and an empty file lack every column.
+    if table is None or len(table.columns) == 0:
+        raise FileImportError(f"{path.name} is empty")
+    if len(table) == 0:
+        raise FileImportError(f"{path.name} has no rows")
+    return table
 
 
 def import_file(path: Path, landing_dir: Path, source: str, column_map: dict[str, str] | None = None) -> Path:

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from carprice.cli import main
 from carprice.config import Settings
 from carprice.ingest.file_import import FileImportError, import_file, parse_column_map, read_table
 from carprice.ingest.landing import read_batch
@@ -73,6 +74,29 @@ def test_a_source_name_cannot_leave_the_landing_zone(tmp_path):
         import_file(tmp_path / "export.csv", tmp_path / "landing", "../../escaped")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv", "landing"]
     assert list((tmp_path / "landing").iterdir()) == [], "nothing was written, inside or out"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "export.csv is empty"),
+    ("\n\n", "export.csv is empty"),
+    ("link,brand,model,price,currency\n", "export.csv has no rows"),
+])
+def test_a_file_without_rows_is_refused_clearly(tmp_path, capsys, content, message):
+    (tmp_path / "export.csv").write_text(content)
+    with pytest.raises(FileImportError, match=f"^{message}$"):
+        import_file(tmp_path / "export.csv", tmp_path / "landing", "x")
+    assert not (tmp_path / "landing").exists(), "no empty batch lands"
+    assert main(["import", str(tmp_path / "export.csv"), "--source", "x", "--data-dir", str(tmp_path / "data")]) == 2
+    assert capsys.readouterr().err == f"carprice: error: {message}\n"
+
+
+def test_empty_parquet_and_json_lines_files_are_refused_clearly(tmp_path):
+    export_frame(5).iloc[:0].to_parquet(tmp_path / "export.parquet")
+    (tmp_path / "export.jsonl").write_text("")
+    with pytest.raises(FileImportError, match="^export.parquet has no rows$"):
+        import_file(tmp_path / "export.parquet", tmp_path / "landing", "x")
+    with pytest.raises(FileImportError, match="^export.jsonl is empty$"):
+        import_file(tmp_path / "export.jsonl", tmp_path / "landing", "x")
 
 
 def test_missing_required_columns_are_named(tmp_path):
