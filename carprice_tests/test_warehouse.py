@@ -56,15 +56,20 @@ def test_ingest_is_idempotent_and_keeps_every_row(tmp_path, crawled_batch):
     assert raw.iloc[0]["make"] == "Volkswagen"
 
 
-def test_a_failed_ingest_leaves_the_previous_rows(tmp_path, crawled_batch):
+def test_a_bad_row_is_a_reject_and_a_failed_ingest_leaves_the_previous_rows(tmp_path, crawled_batch):
     copy = copy_batch(crawled_batch, tmp_path / "landing")
     wh = Warehouse(tmp_path / "wh.duckdb")
     before = ingest_batch(wh, copy)
     with open(copy.listings_file, "a", encoding="utf-8") as fh:
         fh.write('{"url": "x", "mileage_km": "not a number"}\n')
-    with pytest.raises(duckdb.Error):
+    after = ingest_batch(wh, copy)
+    assert after == {"listings": before["listings"], "rejects": before["rejects"] + 1}
+    (tmp_path / "elsewhere.jsonl").write_text("")
+    copy.rejects_file.unlink()
+    copy.rejects_file.symlink_to(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(BatchError, match="outside its batch folder"):
         ingest_batch(wh, copy)
-    assert wh.query("SELECT count(*) AS n FROM raw_listings").iloc[0]["n"] == before["listings"]
+    assert wh.count("raw_listings") == after["listings"] and wh.count("raw_rejects") == after["rejects"]
 
 
 def test_empty_batch_ingests_as_zero_rows(tmp_path):

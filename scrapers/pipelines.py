@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from itemadapter import ItemAdapter
 from scrapy import signals
@@ -64,34 +65,66 @@ class ValidatePipeline(_RatesPipeline):
             return item
         problem = listing_problem(item, self.rates)
         if problem:
-            raise DropItem(problem)
+            raise ListingDropped(problem)
         return item
 
 
-def listing_problem(item: CarListing, rates: dict[str, float]) -> str | None:
-    """Why a normalized listing is unusable, or None when it is usable."""
+class Problem(NamedTuple):
+    """Why a listing is unusable: a reason category that counts well, and the raw value that caused it."""
+
+    reason: str
+    detail: str = ""
+
+
+class ListingDropped(DropItem):
+    """A listing dropped for a Problem, which the landing pipeline records as a Reject."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(f"{problem.reason}: {problem.detail}" if problem.detail else problem.reason)
+        self.problem = problem
+
+
+# How much of a raw value a reject's detail shows: seller text can be any length.
+SHOWN_CHARS = 100
+# Longest detail a reject keeps.
+DETAIL_CHARS = 2000
+
+
+def shown(value: object) -> str:
+    """``value`` as repr, cut to SHOWN_CHARS and saying how long it was, for a reject's detail."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} chars)"
+
+
+def reject_detail(problem: Problem, record: str) -> str:
+    """A reject's detail: the problem's raw value first, then the whole record, cut to DETAIL_CHARS."""
+    return (f"{problem.detail}; {record}" if problem.detail else record)[:DETAIL_CHARS]
+
+
+def listing_problem(item: CarListing, rates: dict[str, float]) -> Problem | None:
+    """Why a normalized listing is unusable (a reason category and the raw value), or None when it is usable."""
     if not item.make:
-        return "missing make"
+        return Problem("missing make")
     if not item.model:
-        return "missing model"
+        return Problem("missing model")
     if item.price_raw is None:
-        return "missing price"
+        return Problem("missing price")
     if item.price is None:
-        return f"unreadable price {item.price_raw!r}"
+        return Problem("unreadable price", shown(item.price_raw))
     if item.currency is None:
-        return f"price without currency {item.price_raw!r}"
+        return Problem("price without currency", shown(item.price_raw))
     if item.currency not in rates:
-        return f"unknown currency {item.currency!r}"
+        return Problem("unknown currency", shown(item.currency))
     if item.price < 0:
-        return "negative price"
+        return Problem("negative price", shown(item.price_raw))
     if item.mileage_raw is not None and item.mileage_km is None:
-        return f"unreadable mileage {item.mileage_raw!r}"
+        return Problem("unreadable mileage", shown(item.mileage_raw))
     if item.mileage_km is not None and item.mileage_km < 0:
-        return "negative mileage"
-    for name in ("doors", "model_year"):
+        return Problem("negative mileage", shown(item.mileage_raw))
+    for name, raw in (("doors", item.doors_raw), ("model_year", item.model_year_raw or item.first_registration_raw)):
         value = getattr(item, name)
         if value is not None and abs(value) > normalize.INT64_MAX:
-            return f"{name} out of range"
+            return Problem(f"{name} out of range", shown(raw))
     return None
 
 
@@ -128,9 +161,10 @@ class LandingZonePipeline:
 
     def item_dropped(self, item, response, exception, spider=None):
         url = getattr(item, "url", None) or (response.url if response is not None else "")
+        problem = getattr(exception, "problem", None) or Problem(str(exception))
         self.writer.add_reject(asdict(Reject(
-            url=url, source=self.source, scraped_at=getattr(item, "scraped_at", _now()), reason=str(exception),
-            detail=json.dumps(ItemAdapter(item).asdict(), default=str)[:2000])))
+            url=url, source=self.source, scraped_at=getattr(item, "scraped_at", _now()), reason=problem.reason,
+            detail=reject_detail(problem, json.dumps(ItemAdapter(item).asdict(), default=str)))))
 
     def spider_error(self, failure, response, spider=None):
         self.writer.add_reject(asdict(Reject(url=response.url, source=self.source, scraped_at=_now(),

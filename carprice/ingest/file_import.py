@@ -16,7 +16,7 @@ import pandas as pd
 
 from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
-from scrapers.pipelines import listing_problem, normalize_listing
+from scrapers.pipelines import listing_problem, normalize_listing, reject_detail
 from scrapers.settings import EUR_PER_UNIT
 
 RAW_FIELDS = {f.name for f in dataclasses.fields(CarListing)} - {
@@ -53,19 +53,32 @@ def parse_column_map(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+# Readers by file extension, each giving every value as text or None.
+READERS = {
+    ".csv": lambda path: pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None}),
+    ".parquet": lambda path: pd.read_parquet(path).astype(object).where(lambda d: d.notna(), None),
+    ".jsonl": lambda path: pd.read_json(path, lines=True, dtype=False).astype(object).where(lambda d: d.notna(), None),
+}
+READERS.update({".pq": READERS[".parquet"], ".ndjson": READERS[".jsonl"], ".json": READERS[".jsonl"]})
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read CSV, Parquet or JSON lines (by extension) with every value as text."""
+    """Read CSV, Parquet or JSON lines (by extension) with every value as text; FileImportError if it has no rows."""
     suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise FileImportError(f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path).astype(object).where(lambda d: d.notna(), None)
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            return pd.read_json(path, lines=True, dtype=False).astype(object).where(lambda d: d.notna(), None)
+        table = READERS[suffix](path) if path.stat().st_size else None
+    except pd.errors.EmptyDataError:  # a CSV of blank lines
+        table = None
     except (OSError, ValueError) as exc:
         raise FileImportError(f"cannot read {path}: {exc}") from exc
-    raise FileImportError(f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
+    # Said plainly: a header alone would otherwise land an empty batch, and an empty file lack every column.
+    if table is None or len(table.columns) == 0:
+        raise FileImportError(f"{path.name} is empty")
+    if len(table) == 0:
+        raise FileImportError(f"{path.name} has no rows")
+    return table
 
 
 def import_file(path: Path, landing_dir: Path, source: str, column_map: dict[str, str] | None = None) -> Path:
@@ -89,8 +102,8 @@ def import_file(path: Path, landing_dir: Path, source: str, column_map: dict[str
                                  EUR_PER_UNIT)
         problem = listing_problem(item, EUR_PER_UNIT)
         if problem:
-            writer.add_reject(asdict(Reject(url=url, source=source, scraped_at=scraped_at, reason=problem,
-                                            detail=str(row)[:2000])))
+            writer.add_reject(asdict(Reject(url=url, source=source, scraped_at=scraped_at, reason=problem.reason,
+                                            detail=reject_detail(problem, str(row)))))
         else:
             writer.add_listing(asdict(item))
     return writer.finish(start_url=str(path.resolve()), spider="file-import", finish_reason="finished",

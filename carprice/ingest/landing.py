@@ -36,9 +36,18 @@ class Batch:
         return self.path / self.manifest.get("files", {}).get("rejects", "rejects.jsonl")
 
 
+def _check_inside(folder: Path, file: Path) -> Path:
+    """``file`` with every symlink resolved; BatchError unless that lies directly in ``folder`` (resolved too)."""
+    target = file.resolve()
+    if target.parent != folder.resolve():
+        raise BatchError(f"{file} resolves to {target}, outside its batch folder {folder}")
+    return target
+
+
 def read_batch(path: Path) -> Batch:
     """The batch in folder ``path``; BatchError if its manifest is missing or unreadable."""
     manifest_file = path / "manifest.json"
+    _check_inside(path, manifest_file)
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -64,7 +73,24 @@ def read_batch(path: Path) -> Batch:
                              f"got {name!r}")
     if manifest["batch_id"] != path.name:
         raise BatchError(f"{manifest_file} names batch {manifest['batch_id']!r} but sits in {path.name!r}")
-    return Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
+    batch = Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
+    # A plain name can still be a symlink to anywhere on the machine.
+    for file in (batch.listings_file, batch.rejects_file):
+        _check_inside(path, file)
+    return batch
+
+
+def batch_file_bytes(batch: Batch, file: Path) -> bytes:
+    """The content of ``file``, one of ``batch``'s files (empty when absent); BatchError if it lies elsewhere.
+
+    Checked again at reading, whatever the manifest said when the batch was read: the folder may have changed since.
+    """
+    target = _check_inside(batch.path, file)
+    if not target.exists():
+        return b""
+    if not target.is_file():  # a folder, or a FIFO that would block the reader for ever
+        raise BatchError(f"{file} is not a regular file")
+    return target.read_bytes()
 
 
 def scan_landing(landing_dir: Path) -> tuple[list[Batch], dict[str, str]]:

@@ -7,17 +7,21 @@ batch again replaces exactly that batch's rows, in one transaction.
 from __future__ import annotations
 
 import json
+import math
 import typing
 from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pandas as pd
+import pyarrow as pa
 
-from carprice.ingest.landing import Batch
+from carprice.ingest.landing import Batch, batch_file_bytes
 from carprice.warehouse import Warehouse, insert
 from scrapers.items import CarListing, Reject
+from scrapers.normalize import INT64_MAX
 
 _SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE"}
+_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
 def _columns(item_type) -> dict[str, str]:
@@ -48,22 +52,132 @@ DDL = [
 ]
 
 
+INT64 = range(-INT64_MAX - 1, INT64_MAX + 1)
+# How much of a raw value or line a reject's detail shows; the batch file keeps all of it.
+SHOWN_CHARS = 200
+
+
+class CastError(ValueError):
+    """A JSON value that does not fit its column; ``reason`` is the reject reason category."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def cast_value(value: object, sql_type: str) -> object:
+    """A JSON value as a value of the column type ``sql_type``; CastError when it does not fit.
+
+    Batch files are written from typed items, so a number column holds JSON numbers: anything else (text, a list,
+    true) was put there by hand or by a broken writer, and is refused rather than guessed at.
+    """
+    if value is None:
+        return None
+    if sql_type == "VARCHAR":
+        # As read_json read a VARCHAR column: text as it is, any other value as its JSON text.
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CastError("unreadable value")
+    if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as infinity
+        raise CastError("value out of range")
+    if sql_type == "DOUBLE":
+        try:
+            return float(value)
+        except OverflowError as exc:  # a whole number beyond any double
+            raise CastError("value out of range") from exc
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise CastError("unreadable value")
+        value = int(value)
+    if value not in INT64:
+        raise CastError("value out of range")
+    return value
+
+
+def _shown(text: str) -> str:
+    """``text`` cut to SHOWN_CHARS, saying how long it was."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} chars)"
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unreadable_line(where: str, why: str, line: bytes) -> dict:
+    return {"url": None, "scraped_at": None, "reason": "unreadable line",
+            "detail": f"{where}: {_shown(why)}: {_shown(line.decode('utf-8', 'replace'))!r}"}
+
+
+def parse_rows(data: bytes, columns: dict[str, str], file_name: str) -> tuple[list[dict], list[dict]]:
+    """The rows of a JSON-lines file cast to ``columns``, and a reject for each line or value that does not fit.
+
+    Python parses each line on its own, so a line that is not a JSON object is one reject, never the end of the
+    file (DuckDB's read_json stops at the first). Keys outside ``columns`` are ignored; missing ones are null.
+    """
+    rows, rejects = [], []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{file_name} line {number}"
+        try:
+            record = json.loads(line, parse_constant=_no_constant)
+        except RecursionError:
+            rejects.append(_unreadable_line(where, "nested too deeply", line))
+            continue
+        except ValueError as exc:  # not JSON, not UTF-8 (UnicodeDecodeError), or a number of over 4300 digits
+            rejects.append(_unreadable_line(where, str(exc), line))
+            continue
+        if not isinstance(record, dict):
+            rejects.append(_unreadable_line(where, "not a JSON object", line))
+            continue
+        row = {}
+        for name, sql_type in columns.items():
+            try:
+                row[name] = cast_value(record.get(name), sql_type)
+            except CastError as exc:
+                rejects.append({"url": cast_value(record.get("url"), "VARCHAR"),
+                                "scraped_at": cast_value(record.get("scraped_at"), "VARCHAR"), "reason": exc.reason,
+                                "detail": f"{name}: {_shown(json.dumps(record[name], ensure_ascii=False))} ({where})"})
+                break
+        else:
+            rows.append(row)
+    return rows, rejects
+
+
+def _insert_rows(con, table: str, rows: list[dict], columns: dict[str, str], batch_id: str, now: datetime) -> None:
+    """Insert ``rows`` of one batch into ``table``, typed exactly as ``columns`` (pandas would make ints floats)."""
+    schema = pa.schema([(name, _ARROW_TYPES[sql]) for name, sql in columns.items()])
+    con.register("incoming", pa.Table.from_pylist(rows, schema=schema))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, ? AS ingested_at, * FROM incoming",
+                    [batch_id, now])
+    finally:
+        con.unregister("incoming")
+
+
 def ingest_batch(wh: Warehouse, batch: Batch) -> dict[str, int]:
-    """Copy a landed batch into raw_listings/raw_rejects, replacing exactly that batch's rows."""
+    """Copy a landed batch into raw_listings/raw_rejects, replacing exactly that batch's rows.
+
+    A line or value that does not fit its column becomes a row of raw_rejects with the reason; it never fails
+    the batch. BatchError if a file of the batch lies outside its folder.
+    """
     now = datetime.now(UTC)
     m = batch.manifest
     counts = m.get("counts", {})
+    # Python reads the files, after checking where they are, and DuckDB gets rows: DuckDB is never handed a path,
+    # so no manifest, symlink or SQL can make it read a file elsewhere. Turning its external access off instead
+    # would hold for the whole database instance, which every connection to the warehouse file in this process
+    # shares, and could not be turned on again.
+    listings, listing_rejects = parse_rows(batch_file_bytes(batch, batch.listings_file), LISTING_COLUMNS,
+                                           batch.listings_file.name)
+    rejects, reject_rejects = parse_rows(batch_file_bytes(batch, batch.rejects_file), REJECT_COLUMNS,
+                                         batch.rejects_file.name)
+    made_here = [{"source": batch.source, **r} for r in listing_rejects + reject_rejects]
     with wh.transaction() as con:
-        for table, path, columns in (("raw_listings", batch.listings_file, LISTING_COLUMNS),
-                                     ("raw_rejects", batch.rejects_file, REJECT_COLUMNS)):
+        for table in ("raw_listings", "raw_rejects"):
             con.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch.batch_id])
-            if path.exists() and path.stat().st_size > 0:
-                spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
-                con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, ? AS ingested_at, * "
-                    f"FROM read_json(?, format='newline_delimited', columns={spec})",
-                    [batch.batch_id, now, str(path)],
-                )
+        _insert_rows(con, "raw_listings", listings, LISTING_COLUMNS, batch.batch_id, now)
+        _insert_rows(con, "raw_rejects", rejects + made_here, REJECT_COLUMNS, batch.batch_id, now)
         con.execute("DELETE FROM batches WHERE batch_id = ?", [batch.batch_id])
         insert(con, "batches", [{
             "batch_id": batch.batch_id, "source": batch.source, "started_at": m.get("started_at"),

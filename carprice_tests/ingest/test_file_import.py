@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from carprice.cli import main
 from carprice.config import Settings
 from carprice.ingest.file_import import FileImportError, import_file, parse_column_map, read_table
 from carprice.ingest.landing import read_batch
@@ -54,9 +55,13 @@ def test_csv_lands_with_rejects_for_bad_rows(tmp_path):
     batch = read_batch(import_file(tmp_path / "export.csv", tmp_path / "landing", "dealer_export",
                                    parse_column_map(["km=mileage_raw"])))
     assert batch.source == "dealer_export" and batch.manifest["spider"] == "file-import"
-    rejects = [json.loads(line) for line in batch.rejects_file.read_text().splitlines()]
-    assert sorted(r["reason"] for r in rejects) == ["missing make", "unknown currency 'XAU'",
-                                                   "unreadable price 'call us'"]
+    rejects = sorted((json.loads(line) for line in batch.rejects_file.read_text().splitlines()),
+                     key=lambda r: r["reason"])
+    assert [r["reason"] for r in rejects] == ["missing make", "unknown currency", "unreadable price"]
+    assert batch.manifest["reject_reasons"] == {"missing make": 1, "unknown currency": 1, "unreadable price": 1}
+    assert rejects[0]["detail"].startswith("{'link': ") and "'brand': None" in rejects[0]["detail"]
+    assert rejects[1]["detail"].startswith("'XAU'; {'link': ")
+    assert rejects[2]["detail"].startswith("'call us'; {'link': ")
     listings = [json.loads(line) for line in batch.listings_file.read_text().splitlines()]
     assert len(listings) == len(frame) - 3 and listings[0]["mileage_km"] == float(frame.loc[3, "km"])
     assert listings[0]["page_format"] == "file:csv" and listings[0]["url"] == frame.loc[3, "link"]
@@ -69,6 +74,29 @@ def test_a_source_name_cannot_leave_the_landing_zone(tmp_path):
         import_file(tmp_path / "export.csv", tmp_path / "landing", "../../escaped")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv", "landing"]
     assert list((tmp_path / "landing").iterdir()) == [], "nothing was written, inside or out"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "export.csv is empty"),
+    ("\n\n", "export.csv is empty"),
+    ("link,brand,model,price,currency\n", "export.csv has no rows"),
+])
+def test_a_file_without_rows_is_refused_clearly(tmp_path, capsys, content, message):
+    (tmp_path / "export.csv").write_text(content)
+    with pytest.raises(FileImportError, match=f"^{message}$"):
+        import_file(tmp_path / "export.csv", tmp_path / "landing", "x")
+    assert not (tmp_path / "landing").exists(), "no empty batch lands"
+    assert main(["import", str(tmp_path / "export.csv"), "--source", "x", "--data-dir", str(tmp_path / "data")]) == 2
+    assert capsys.readouterr().err == f"carprice: error: {message}\n"
+
+
+def test_empty_parquet_and_json_lines_files_are_refused_clearly(tmp_path):
+    export_frame(5).iloc[:0].to_parquet(tmp_path / "export.parquet")
+    (tmp_path / "export.jsonl").write_text("")
+    with pytest.raises(FileImportError, match="^export.parquet has no rows$"):
+        import_file(tmp_path / "export.parquet", tmp_path / "landing", "x")
+    with pytest.raises(FileImportError, match="^export.jsonl is empty$"):
+        import_file(tmp_path / "export.jsonl", tmp_path / "landing", "x")
 
 
 def test_missing_required_columns_are_named(tmp_path):

@@ -56,7 +56,8 @@ def crawled(faults: frozenset[str] = frozenset()) -> dict[int, tuple[CarListing 
             out[listing_id] = (item, item.reason)
         else:
             item = normalize_listing(item, EUR_PER_UNIT)
-            out[listing_id] = (item, listing_problem(item, EUR_PER_UNIT))
+            problem = listing_problem(item, EUR_PER_UNIT)
+            out[listing_id] = (item, problem.reason if problem else None)
     return out
 
 
@@ -279,7 +280,7 @@ def corpus_outcomes() -> list[tuple[str, str, str]]:
         except Exception:  # noqa: BLE001 (any crash on any input is what this corpus looks for)
             outcomes.append((kind, "raised", traceback.format_exc()))
             continue
-        outcomes.append((kind, "problem", problem) if problem is not None else (kind, "listing", ""))
+        outcomes.append((kind, "problem", problem.reason) if problem is not None else (kind, "listing", ""))
     return outcomes
 
 

@@ -209,23 +209,30 @@ def test_a_good_listing_has_no_problem():
 
 
 @pytest.mark.parametrize(("raw", "problem"), [
-    ({"make_raw": None}, "missing make"),
-    ({"make_raw": "  "}, "missing make"),
-    ({"model": None}, "missing model"),
-    ({"price_raw": None}, "missing price"),
-    ({"price_raw": "on request"}, "unreadable price 'on request'"),
-    ({"price_raw": "12500", "currency_raw": None}, "price without currency '12500'"),
-    ({"currency_raw": "JPY"}, "unknown currency 'JPY'"),
-    ({"price_raw": "¥ 1,250,000", "currency_raw": None}, "price without currency '¥ 1,250,000'"),
-    ({"mileage_raw": "see photos"}, "unreadable mileage 'see photos'"),
-    ({"make_raw": None, "price_raw": None}, "missing make"),  # the first problem is the one reported
-    ({"price_raw": "-5000"}, "negative price"),
-    ({"price_raw": "€ −12.500"}, "negative price"),
-    ({"mileage_raw": "-80000"}, "negative mileage"),
-    ({"doors_raw": "1e30"}, "doors out of range"),
+    ({"make_raw": None}, ("missing make", "")),
+    ({"make_raw": "  "}, ("missing make", "")),
+    ({"model": None}, ("missing model", "")),
+    ({"price_raw": None}, ("missing price", "")),
+    ({"price_raw": "on request"}, ("unreadable price", "'on request'")),
+    ({"price_raw": "12500", "currency_raw": None}, ("price without currency", "'12500'")),
+    ({"currency_raw": "JPY"}, ("unknown currency", "'JPY'")),
+    ({"price_raw": "¥ 1,250,000", "currency_raw": None}, ("price without currency", "'¥ 1,250,000'")),
+    ({"mileage_raw": "see photos"}, ("unreadable mileage", "'see photos'")),
+    ({"make_raw": None, "price_raw": None}, ("missing make", "")),  # the first problem is the one reported
+    ({"price_raw": "-5000"}, ("negative price", "'-5000'")),
+    ({"price_raw": "€ −12.500"}, ("negative price", "'€ −12.500'")),
+    ({"mileage_raw": "-80000"}, ("negative mileage", "'-80000'")),
+    ({"doors_raw": "1e30"}, ("doors out of range", "'1e30'")),
 ])
 def test_listing_problem(raw, problem):
     assert listing_problem(normalized(**raw), EUR_PER_UNIT) == problem
+
+
+def test_a_problem_is_a_reason_category_with_the_raw_value_cut_in_the_detail():
+    problem = listing_problem(normalized(price_raw="1" * 400 + " Euro, call us"), EUR_PER_UNIT)
+    assert problem.reason == "unreadable price"
+    assert problem.detail.startswith("'1111") and problem.detail.endswith("... (416 chars)")
+    assert len(problem.detail) < 150
 
 
 @pytest.mark.parametrize(("text", "expected"), [

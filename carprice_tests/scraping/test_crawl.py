@@ -60,7 +60,7 @@ def test_robots_txt_is_obeyed(tmp_path):
         result = crawl_source(source, tmp_path, timeout_s=120)
     rejects = _lines(result.batch.rejects_file)
     assert result.batch.manifest["counts"]["listings"] == 0
-    assert [r["reason"] for r in rejects] == ["request ignored: Forbidden by robots.txt"]
+    assert [(r["reason"], r["detail"]) for r in rejects] == [("request ignored", "Forbidden by robots.txt")]
 
 
 def test_unreachable_site_gives_a_batch_with_the_reason(tmp_path):
@@ -69,7 +69,7 @@ def test_unreachable_site_gives_a_batch_with_the_reason(tmp_path):
     result = crawl_source(source, tmp_path, timeout_s=120)
     rejects = _lines(result.batch.rejects_file)
     assert result.batch.manifest["counts"] == {"listings": 0, "rejects": 1, "pages": 0}
-    assert rejects[0]["reason"].startswith("download failed: ")
+    assert rejects[0]["reason"] == "download failed" and "Connection refused" in rejects[0]["detail"]
 
 
 def test_max_pages_limits_pagination(tmp_path):
@@ -81,7 +81,7 @@ def test_max_pages_limits_pagination(tmp_path):
 
 
 class _FlakySite(ThreadingHTTPServer):
-    """A tiny site of another shape: CSS-selected links, an offsite link, a detail page that fails once."""
+    """A tiny site of another shape: CSS-selected links, an offsite link, a detail page that fails once, a bad price."""
 
     daemon_threads = True
 
@@ -102,11 +102,14 @@ class _FlakyHandler(BaseHTTPRequestHandler):
                             b'<a class="listing-link" href="http://127.0.0.2:1/ad/9">elsewhere</a>'
                             b'<a class="more" rel="next" href="/list2">next</a></body></html>'), 200
         elif self.path == "/list2":
-            body, status = b'<html><body><a class="listing-link" href="/ad/2">two</a></body></html>', 200
+            body, status = (b'<html><body><a class="listing-link" href="/ad/2">two</a>'
+                            b'<a class="listing-link" href="/ad/3">three</a></body></html>'), 200
         elif self.path == "/ad/1" and hits[self.path] == 1:
             body, status = b"busy", 503
         elif self.path in ("/ad/1", "/ad/2"):
             body, status = self.server.detail, 200
+        elif self.path == "/ad/3":
+            body, status = self.server.detail.replace(b'"price": "23,750.00"', b'"price": "call us"'), 200
         else:
             body, status = b"not found", 404
         self.send_response(status)
@@ -132,4 +135,9 @@ def test_spider_retries_follows_selectors_and_stays_on_site(tmp_path):
     listings = _lines(result.batch.listings_file)
     assert sorted(item["url"].rsplit("/", 2)[-2:][1] for item in listings) == ["1", "2"]
     assert site.hits["/ad/1"] == 2, "the 503 was retried once"
-    assert _lines(result.batch.rejects_file) == [], "the offsite link was neither fetched nor rejected"
+    rejects = sorted(_lines(result.batch.rejects_file), key=lambda r: r["reason"])
+    assert [(r["reason"], r["url"]) for r in rejects] == [("off-site link", url),
+                                                          ("unreadable price", url.replace("/list", "/ad/3"))]
+    assert rejects[0]["detail"] == "listing link to http://127.0.0.2:1/ad/9", "rejected, not fetched"
+    assert rejects[1]["detail"].startswith("'call us'; {\"url\": ") and '"price_raw": "call us"' in rejects[1]["detail"]
+    assert result.batch.manifest["reject_reasons"] == {"off-site link": 1, "unreadable price": 1}

@@ -46,10 +46,21 @@ class ListingsSpider(scrapy.Spider):
         """A results page: follow every listing on it, then the next page."""
         self.result_pages += 1
         for url in listing_links(response.body, response.url, self.link_css):
-            yield scrapy.Request(url, callback=self.parse_listing, errback=self.failed)
+            yield self.follow(response, url, "listing", self.parse_listing)
         next_url = next_page_link(response.body, response.url, self.next_css)
         if next_url and (self.max_pages is None or self.result_pages < self.max_pages):
-            yield scrapy.Request(next_url, callback=self.parse, errback=self.failed)
+            yield self.follow(response, next_url, "next page", self.parse)
+
+    def follow(self, response, url: str, kind: str, callback) -> scrapy.Request | Reject:
+        """A request for a link on ``response``, or a Reject when it leads to another host.
+
+        Scrapy's OffsiteMiddleware would drop that request with one debug line, so a site whose pagination moves
+        host would give a short batch that looks finished; the reject shows in the manifest's reasons instead.
+        """
+        if on_site(url, self.allowed_domains[0]):
+            return scrapy.Request(url, callback=callback, errback=self.failed)
+        return Reject(url=response.url, source=self.source, scraped_at=_now(), reason="off-site link",
+                      detail=f"{kind} link to {url}"[:2000])
 
     def parse_listing(self, response):
         """A listing page: its CarListing, or a Reject with the reason."""
@@ -58,14 +69,20 @@ class ListingsSpider(scrapy.Spider):
     def failed(self, failure):
         """A request that failed for good (after retries) becomes a reject, not a silent gap."""
         request = failure.request
+        # Reasons are categories that count well (HTTP statuses are few); the message goes in the detail.
         if failure.check(HttpError):
-            reason = f"HTTP {failure.value.response.status}"
+            reason, detail = f"HTTP {failure.value.response.status}", str(failure.value)
         elif failure.check(IgnoreRequest):
-            reason = f"request ignored: {failure.value}"
+            reason, detail = "request ignored", str(failure.value)
         else:
-            reason = f"download failed: {type(failure.value).__name__}"
-        yield Reject(url=request.url, source=self.source, scraped_at=_now(), reason=reason,
-                     detail=str(failure.value)[:500])
+            reason, detail = "download failed", f"{type(failure.value).__name__}: {failure.value}"
+        yield Reject(url=request.url, source=self.source, scraped_at=_now(), reason=reason, detail=detail[:500])
+
+
+def on_site(url: str, host: str) -> bool:
+    """Whether ``url`` is on ``host`` or a subdomain of it: the rule of Scrapy's OffsiteMiddleware."""
+    hostname = urlsplit(url).hostname
+    return bool(hostname) and (hostname == host or hostname.endswith(f".{host}"))
 
 
 def _now() -> str:
