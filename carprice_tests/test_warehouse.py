@@ -111,6 +111,13 @@ def test_an_analyst_on_the_snapshot_never_blocks_writes(tmp_path, crawled_batch)
     ({"batch_id": "src-1", "source": "src", "files": ["listings.jsonl"]}, "'files' must map"),
     ({"batch_id": "src-1", "source": "../../tmp"}, "a source is a plain name"),
     (["not", "an", "object"], "is not a JSON object"),
+    # Values the batches table could not hold: refused when read, never a failed ingest.
+    ({"batch_id": "src-1", "source": "src", "started_at": "garbage"}, "started_at must be an ISO date"),
+    ({"batch_id": "src-1", "source": "src", "finished_at": 17}, "finished_at must be an ISO date"),
+    ({"batch_id": "src-1", "source": "src", "counts": {"listings": "abc"}}, "counts must map"),
+    ({"batch_id": "src-1", "source": "src", "counts": {"listings": -1}}, "counts must map"),
+    ({"batch_id": "src-1", "source": "src", "counts": [1]}, "counts must map"),
+    ({"batch_id": "src-1", "source": "src", "finish_reason": {"a": 1}}, "finish_reason must be text"),
 ])
 def test_a_manifest_cannot_point_outside_its_folder(tmp_path, manifest, message):
     folder = tmp_path / "src" / "src-1"
@@ -120,6 +127,16 @@ def test_a_manifest_cannot_point_outside_its_folder(tmp_path, manifest, message)
         read_batch(folder)
     batches, broken = scan_landing(tmp_path)
     assert batches == [] and message in broken[str(folder)], "the sensor skips it and says why"
+
+
+def test_a_batch_folder_that_is_a_symlink_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "manifest.json").write_text(json.dumps({"batch_id": "src-1", "source": "src"}))
+    (tmp_path / "landing" / "src").mkdir(parents=True)
+    (tmp_path / "landing" / "src" / "src-1").symlink_to(elsewhere, target_is_directory=True)
+    batches, broken = scan_landing(tmp_path / "landing")
+    assert batches == [] and "is a symlink" in broken[str(tmp_path / "landing" / "src" / "src-1")]
 
 
 def test_batch_ids_and_sources_are_plain_names(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from scrapers.batch_writer import safe_name
@@ -44,8 +45,27 @@ def _check_inside(folder: Path, file: Path) -> Path:
     return target
 
 
+def _check_fields(manifest: dict, manifest_file: Path) -> None:
+    """BatchError naming the first field of the manifest whose value the batches table could not hold."""
+    for key in ("started_at", "finished_at"):
+        value = manifest.get(key)
+        try:
+            if value is not None:
+                datetime.fromisoformat(value)
+        except (TypeError, ValueError) as exc:
+            raise BatchError(f"{manifest_file}: {key} must be an ISO date and time, got {value!r}") from exc
+    for key in ("finish_reason", "spider_version"):
+        if not isinstance(manifest.get(key, ""), str | None):
+            raise BatchError(f"{manifest_file}: {key} must be text, got {manifest[key]!r}")
+    counts = manifest.get("counts", {})
+    if not isinstance(counts, dict) or any(type(n) is not int or n < 0 for n in counts.values()):
+        raise BatchError(f"{manifest_file}: counts must map names to whole numbers >= 0, got {counts!r}")
+
+
 def read_batch(path: Path) -> Batch:
     """The batch in folder ``path``; BatchError if its manifest is missing or unreadable."""
+    if path.is_symlink():
+        raise BatchError(f"{path} is a symlink (to {path.resolve()}): a batch is a folder of the landing zone")
     manifest_file = path / "manifest.json"
     _check_inside(path, manifest_file)
     try:
@@ -71,6 +91,7 @@ def read_batch(path: Path) -> Batch:
         if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
             raise BatchError(f"{manifest_file}: the {role} file must be a plain file name in the batch folder, "
                              f"got {name!r}")
+    _check_fields(manifest, manifest_file)
     if manifest["batch_id"] != path.name:
         raise BatchError(f"{manifest_file} names batch {manifest['batch_id']!r} but sits in {path.name!r}")
     batch = Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
@@ -105,7 +126,7 @@ def scan_landing(landing_dir: Path) -> tuple[list[Batch], dict[str, str]]:
                     batches.append(read_batch(path))
                 except BatchError as exc:
                     broken[str(path)] = str(exc)
-    return sorted(batches, key=lambda b: (b.manifest.get("started_at", ""), b.batch_id)), broken
+    return sorted(batches, key=lambda b: (b.manifest.get("started_at") or "", b.batch_id)), broken
 
 
 def find_batch(landing_dir: Path, batch_id: str) -> Batch:
