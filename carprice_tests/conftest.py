@@ -1,8 +1,10 @@
-"""Shared fixtures: a real crawl of a small simulated marketplace, reused by the warehouse and asset tests."""
+"""Shared fixtures: a real crawl of a small simulated marketplace, reused by the warehouse and asset tests; the
+process tree under a process, for the tests that stop one."""
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -73,3 +75,37 @@ def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.D
             price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
             listed_at=market.date_of(lst.listed_day).isoformat()))
     return pd.DataFrame(rows)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes under ``pid`` (its children, theirs, and so on) and the start of their command lines."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ").strip()[:160]
+            except OSError:
+                continue
+            found.update(descendants(child))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has: only its exit status is left)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def still_running(processes: dict[int, str], within_s: float) -> dict[int, str]:
+    """Those of ``processes`` still running after up to ``within_s`` seconds of waiting for them to end."""
+    deadline = time.monotonic() + within_s
+    while any(running(pid) for pid in processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {pid: cmd for pid, cmd in processes.items() if running(pid)}

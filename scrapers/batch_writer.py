@@ -2,7 +2,8 @@
 
 The layout is the contract with the platform: ``<landing>/<source>/<batch id>/`` holding
 ``listings.jsonl``, ``rejects.jsonl`` and ``manifest.json``, written under ``.tmp-<batch id>``
-and renamed into place when complete.
+and renamed into place when complete. While it is written, the ``.tmp-`` folder names its writer
+(process id and host) in a ``.writer`` file, so a folder whose writer died can be told from one in use.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from scrapers import __version__
 
 # Source names and batch ids become folder names: plain names only, so none can point outside the landing zone.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,120}")
+TMP_PREFIX, WRITER_FILE = ".tmp-", ".writer"
 
 
 def safe_name(kind: str, value: object) -> str:
@@ -42,8 +46,10 @@ class BatchWriter:
         self.started_at = datetime.now(UTC)
         self.batch_id = safe_name("batch id", batch_id or make_batch_id(source, self.started_at))
         self.final_dir = Path(landing_dir) / source / self.batch_id
-        self.tmp_dir = Path(landing_dir) / source / f".tmp-{self.batch_id}"
+        self.tmp_dir = Path(landing_dir) / source / f"{TMP_PREFIX}{self.batch_id}"
         self.tmp_dir.mkdir(parents=True)
+        (self.tmp_dir / WRITER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}),
+                                                encoding="utf-8")
         # Open for the whole crawl, closed by finish(): items arrive one at a time between the two.
         self._listings = open(self.tmp_dir / "listings.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self._rejects = open(self.tmp_dir / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
@@ -80,5 +86,12 @@ class BatchWriter:
             json.dump(document, fh, indent=2)
             fh.flush()
             os.fsync(fh.fileno())
+        (self.tmp_dir / WRITER_FILE).unlink()
         os.rename(self.tmp_dir, self.final_dir)
         return self.final_dir
+
+    def discard(self) -> None:
+        """Remove the unfinished batch: nothing lands."""
+        self._listings.close()
+        self._rejects.close()
+        shutil.rmtree(self.tmp_dir)

@@ -171,6 +171,12 @@ class LandingZonePipeline:
                                              reason="spider error", detail=repr(failure.value)[:2000])))
 
     def spider_closed(self, spider, reason):
+        if reason == "shutdown":
+            # Stopped by a signal (the platform stopping the crawl, or its parent dying): a crawl cut short is
+            # not a day's batch, and the landing zone holds whole batches only.
+            self.writer.discard()
+            spider.logger.warning("crawl stopped before its end: batch %s discarded", self.writer.batch_id)
+            return
         pages = self.crawler.stats.get_value("response_received_count", 0)
         path = self.writer.finish(start_url=spider.start_url, spider=spider.name, finish_reason=reason,
                                   counts={"pages": pages})

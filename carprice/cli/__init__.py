@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from carprice.cli.commands import (
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``carprice`` command; errors the user can act on are one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
+    # SIGTERM stops a command as Ctrl-C does, so that it stops its children on the way out. SIGINT is set too: a
+    # shell that starts a command in the background makes it ignore SIGINT, and Dagster gives SIGTERM whatever
+    # SIGINT does, so such a command would ignore both.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     import duckdb
 
     from carprice.ingest.file_import import FileImportError
@@ -109,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("carprice: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError,
             PoolBusyError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,14 +10,15 @@ import time
 from pathlib import Path
 
 from carprice.config import PROJECT_DIR, Settings
+from carprice.processes import start_child, stop_child
 from carprice.runs.instance import prepare_dagster_home
 
 
 def start_report_server(folder: Path, port: int) -> subprocess.Popen:
     """Serve ``folder`` on 127.0.0.1:``port``; warns (and goes on) when the port is taken."""
     # The Evidently reports are HTML files: a plain file server makes the links in the asset metadata work.
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_child([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                          "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     if server.poll() is not None:
         print(f"carprice: warning: the report server could not start on port {port} (in use?); report "
@@ -24,26 +26,26 @@ def start_report_server(folder: Path, port: int) -> subprocess.Popen:
     return server
 
 
-def run_dagster_dev(port: int) -> int:
-    """``dg dev`` in the project folder (the code location of its ``[tool.dg]``) until it exits; returns its
-    exit status."""
+def start_dagster_dev(port: int) -> subprocess.Popen:
+    """``dg dev`` (webserver, daemon and code servers) in the project folder, the code location of its ``[tool.dg]``."""
     dg_cli = Path(sys.executable).with_name("dg")
-    return subprocess.call([str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_DIR)
+    return start_child([str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_DIR)
 
 
 def serve_ui(settings: Settings, port: int) -> int:
-    """The Dagster UI on ``port`` and the monitoring reports on ``port + 1``, for this installation, until Ctrl-C."""
+    """The Dagster UI on ``port`` and the monitoring reports on ``port + 1``, for this installation, until Ctrl-C
+    or SIGTERM, which stop both with everything they started."""
     home = prepare_dagster_home(settings)
     # The webserver and daemon load the definitions in their own processes: hand the settings over.
     os.environ.update(settings.to_env())
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     print(f"Dagster home: {home}; UI on http://127.0.0.1:{port}; monitoring reports on {settings.reports_url}",
           flush=True)
-    reports = start_report_server(settings.reports_dir, port + 1)
-    try:
-        return run_dagster_dev(port)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        reports.terminate()
-        reports.wait(timeout=10)
+    with contextlib.ExitStack() as children:
+        children.callback(stop_child, start_report_server(settings.reports_dir, port + 1))
+        dev = start_dagster_dev(port)
+        children.callback(stop_child, dev)
+        try:
+            return dev.wait()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (carprice.cli.main makes both raise it)
+            return 0

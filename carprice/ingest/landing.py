@@ -2,17 +2,26 @@
 
 A batch is ``<landing>/<source>/<batch id>/`` with ``listings.jsonl``, ``rejects.jsonl``
 and ``manifest.json``; it appears by an atomic rename, so a folder without a leading
-``.tmp-`` is complete.
+``.tmp-`` is complete. A ``.tmp-`` folder whose writer died before the rename is stale.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scrapers.batch_writer import safe_name
+from carprice.processes import pid_alive
+from scrapers.batch_writer import TMP_PREFIX, WRITER_FILE, safe_name
+
+# A .tmp- folder nothing has been written to for a day is abandoned whoever wrote it (a writer on another host, a
+# reused process id): a crawl times out long before (crawl_timeout_s, 30 minutes by default).
+STALE_TMP_AFTER_S = 24 * 3600
 
 
 class BatchError(ValueError):
@@ -139,6 +148,44 @@ def find_batch(landing_dir: Path, batch_id: str) -> Batch:
         if (source_dir / batch_id).is_dir():
             return read_batch(source_dir / batch_id)
     raise BatchError(f"no batch {batch_id!r} in {landing_dir}")
+
+
+def tmp_is_stale(writer: dict | None, idle_s: float, host: str, alive: Callable[[int], bool]) -> bool:
+    """Whether a ``.tmp-`` folder is abandoned: its writer (``{"pid", "host"}`` or None) was a process on ``host``
+    that is not ``alive``, or nothing has been written to it for STALE_TMP_AFTER_S seconds."""
+    if idle_s > STALE_TMP_AFTER_S:
+        return True
+    pid = writer.get("pid") if writer else None
+    return writer is not None and writer.get("host") == host and isinstance(pid, int) and not alive(pid)
+
+
+def _writer_of(folder: Path) -> dict | None:
+    try:
+        writer = json.loads((folder / WRITER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return writer if isinstance(writer, dict) else None
+
+
+def _idle_seconds(folder: Path, now: float) -> float:
+    # A writer appends to its files all along: the newest of their times is its last sign of life.
+    return now - max(p.stat().st_mtime for p in [folder, *folder.iterdir()])
+
+
+def remove_stale_tmp(landing_dir: Path) -> list[Path]:
+    """Remove the ``.tmp-`` folders of the landing zone whose writer is gone (``tmp_is_stale``); returns them."""
+    if not landing_dir.exists():
+        return []
+    host, now, removed = socket.gethostname(), time.time(), []
+    for folder in sorted(landing_dir.glob(f"*/{TMP_PREFIX}*")):
+        try:
+            stale = folder.is_dir() and tmp_is_stale(_writer_of(folder), _idle_seconds(folder, now), host, pid_alive)
+        except FileNotFoundError:  # renamed into place or removed while looked at
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def unfinished(batches: list[Batch], decided: set[str]) -> list[Batch]:

@@ -1,7 +1,7 @@
 """Serve the simulated marketplace over HTTP on the loopback interface.
 
 Pages are rendered on request, so start-up costs nothing whatever the market size.
-``running_marketplace`` starts the site in its own process and yields its URL;
+``running_marketplace`` starts the site in a child process that goes down with its parent and yields its URL;
 ``--faults`` (or ``faults=``) makes it serve the breakages of ``carprice.market.faults``;
 ``--shifts`` (or ``shifts=``) changes what a segment of cars is worth (``carprice.market.shifts``).
 """
@@ -22,6 +22,7 @@ from carprice.market.faults import parse_faults, validate_faults
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import ROBOTS_TXT, detail_page, home_page, index_page
 from carprice.market.shifts import MarketShift, format_shifts, parse_shifts, validate_shifts
+from carprice.processes import start_child, stop_child
 
 _DETAIL = re.compile(r"^/cars/(\d+)(?:-[^/]*)?/?$")
 LOOPBACK = "127.0.0.1"
@@ -97,8 +98,8 @@ def running_marketplace(seed: int, day: int, listings: int, faults: frozenset[st
     shifts = validate_shifts(shifts)
     if shifts:
         cmd += ["--shifts", format_shifts(shifts)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_child(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("serving "):
@@ -107,11 +108,7 @@ def running_marketplace(seed: int, day: int, listings: int, faults: frozenset[st
             raise RuntimeError(f"the simulated marketplace did not start: {line.strip()} {err.strip()}")
         yield line.split()[1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_child(proc, grace_s=timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from carprice.config import ENV_VARS, Settings
+from carprice.processes import pid_alive
 
 # Runs that carprice executes in its own process carry that process's id and host, so a later command
 # can tell a run that is still going from one whose process was killed (SIGKILL, OOM, power cut).
@@ -55,16 +56,6 @@ def process_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
-
-
 def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed the unfinished runs whose executing process on this machine is gone, and free the pool
     slots of every finished run that still holds one; returns the ids of the runs marked failed.
@@ -75,7 +66,7 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     host, reaped = socket.gethostname(), []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_UNFINISHED)):
         pid = run.tags.get(PID_TAG)
-        if run.tags.get(HOST_TAG) != host or not pid or not pid.isdigit() or _alive(int(pid)):
+        if run.tags.get(HOST_TAG) != host or not pid or not pid.isdigit() or pid_alive(int(pid)):
             continue
         instance.report_run_failed(run, message=f"the process ({pid}) executing this run is gone (killed or "
                                                 "crashed); marked failed by carprice, its pool slots freed")

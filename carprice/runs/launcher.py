@@ -17,10 +17,13 @@ from datetime import datetime
 import dagster as dg
 
 from carprice.config import POOL_WAIT_S, Settings
+from carprice.ingest.landing import remove_stale_tmp
 from carprice.runs.instance import prepare_dagster_home, process_tags, reap_dead_runs, wait_for_pool
 
 # The instance keeps every event; the terminal only needs INFO and above.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# The tag Dagster gives a failed run to say why, and its value for a run stopped by Ctrl-C or SIGTERM.
+FAILURE_REASON_TAG, INTERRUPTED = "dagster/failure_reason", "UNEXPECTED_TERMINATION"
 
 Progress = Callable[[str], object]
 
@@ -71,6 +74,8 @@ class Automation:
         for run_id in reap_dead_runs(self.instance):
             progress(f"    run {run_id[:8]} was left unfinished by a process that is gone: marked failed, "
                      "its warehouse slot freed")
+        for folder in remove_stale_tmp(settings.landing_dir):
+            progress(f"    removed {folder}: the unfinished batch of a crawl that is gone")
         self.defs = build_definitions(settings)
         self.repository = self.defs.get_repository_def()
         self.progress = progress
@@ -125,6 +130,10 @@ class Automation:
             run_config={**(request.run_config or {}), **_QUIET})
         seconds = time.perf_counter() - started
         self.progress(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} in {seconds:.0f} s")
+        run = self.instance.get_run_by_id(result.run_id)
+        if run is not None and run.tags.get(FAILURE_REASON_TAG) == INTERRUPTED:
+            # Dagster turns Ctrl-C or SIGTERM during a run into a failed run and returns: the command stops too.
+            raise KeyboardInterrupt
         return LaunchedRun(origin, job_name, request.partition_key, result, seconds, tags)
 
 

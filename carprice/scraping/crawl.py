@@ -12,6 +12,7 @@ from pathlib import Path
 
 from carprice.config import EMBEDDED_MARKETPLACE, PROJECT_DIR, SourceConfig
 from carprice.ingest.landing import Batch, read_batch
+from carprice.processes import run_child
 from scrapers.batch_writer import make_batch_id
 
 
@@ -56,7 +57,9 @@ def crawl_source(source: SourceConfig, landing_dir: Path, *, start_url: str | No
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout_s)
+        # Stopped with SIGTERM on timeout, or when this process is interrupted or killed: Scrapy then closes the
+        # spider, and the landing pipeline discards the batch it cut short.
+        proc = run_child(cmd, timeout_s=timeout_s, cwd=PROJECT_DIR, env=env)
     except subprocess.TimeoutExpired as exc:
         raise CrawlError(f"crawl of {source.name} timed out after {timeout_s} s") from exc
     seconds = time.perf_counter() - started

@@ -7,7 +7,6 @@ Exits 0 when the artifact loads (checksum verified) and its predictions match th
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from carprice.processes import run_child
 from carprice.training.modeling import ModelArtifactError, load_model
 
 
@@ -25,8 +25,8 @@ def check_servable(folder: Path, sha256: str, sample: pd.DataFrame, expected: np
         sample_path, expected_path = Path(tmp) / "sample.parquet", Path(tmp) / "expected.npy"
         sample.to_parquet(sample_path)
         np.save(expected_path, expected)
-        proc = subprocess.run([sys.executable, "-m", "carprice.training.serving_check", str(folder), sha256,
-                               str(sample_path), str(expected_path)], capture_output=True, text=True, timeout=timeout_s)
+        proc = run_child([sys.executable, "-m", "carprice.training.serving_check", str(folder), sha256,
+                          str(sample_path), str(expected_path)], timeout_s=timeout_s)
     message = (proc.stdout + proc.stderr).strip().splitlines()
     return proc.returncode == 0, message[-1] if message else f"exit {proc.returncode}"
 

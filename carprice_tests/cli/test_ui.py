@@ -1,5 +1,5 @@
 """`carprice ui` for real: the Dagster webserver (dg dev) and the report server come up on loopback, load the
-project's definitions for the named data folder, and stop on a signal."""
+project's definitions for the named data folder, and stop, with every process they started, on a signal."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from carprice_tests.conftest import descendants, still_running
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +52,24 @@ def wait_for(url: str, proc: subprocess.Popen, seconds: float) -> bytes:
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
-def test_carprice_ui_serves_the_definitions_and_the_reports(tmp_path):
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_it_started(tmp_path):
     port = free_port()
     data = tmp_path / "data"
     (data / "reports" / "b1").mkdir(parents=True)
     (data / "reports" / "b1" / "drift.html").write_text("<html>drift report</html>")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARPRICE_") and k != "DAGSTER_HOME"}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("carprice")), "ui", "--port", str(port),
-                             "--data-dir", str(data)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    # Started as a shell starts a command in the background: ignoring SIGINT (Dagster then ignores SIGTERM too).
+    log = tmp_path / "ui.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("carprice")), "ui", "--port", str(port),
+                                 "--data-dir", str(data)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    tree = {}
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info", proc, 180)
         query = '{"query": "{ assetNodes { assetKey { path } } }"}'
@@ -73,11 +84,20 @@ def test_carprice_ui_serves_the_definitions_and_the_reports(tmp_path):
         assert {n["assetKey"]["path"][0] for n in nodes} >= {"raw_listings", "champion_model", "warehouse_snapshot"}
         assert get(f"http://127.0.0.1:{port + 1}/b1/drift.html") == b"<html>drift report</html>"
         assert (data / "dagster" / "dagster.yaml").exists(), "the data folder's own Dagster instance"
+        tree = descendants(proc.pid)
+        assert any(" dev " in cmd for cmd in tree.values()) and any("dagster_webserver" in cmd for cmd in tree.values())
+        stopped_at = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)  # the parent only, as a service manager or an operator would
+        proc.wait(timeout=60)
+        left = still_running(tree, within_s=5)
+        took = time.monotonic() - stopped_at
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            output = proc.communicate(timeout=60)[0]
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            output = proc.communicate()[0]
-    assert f"UI on http://127.0.0.1:{port}" in output
+            proc.wait()
+        for pid in still_running(tree, within_s=0):
+            os.kill(pid, signal.SIGKILL)
+    assert f"UI on http://127.0.0.1:{port}" in log.read_text()
+    assert left == {}, f"outlived `carprice ui`: {left}"
+    assert not listening(port) and not listening(port + 1), "the UI and report ports are free"
+    assert proc.returncode == 0 and took < 30, f"exit {proc.returncode} after {took:.0f} s"
