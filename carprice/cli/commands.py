@@ -15,6 +15,8 @@ from carprice.market.shifts import MarketShift, format_shifts, parse_shifts
 
 # `carprice run` and `readmit` exit with this when the batch ends in quarantine (not a crash).
 QUARANTINED_EXIT = 3
+# ... and with this when a run failed for another reason (the error is in the summary), as for any error.
+FAILED_EXIT = 2
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -56,14 +58,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     # With --json the summary owns stdout; progress goes to stderr.
     out = sys.stderr if args.json else sys.stdout
     reports = run_days(settings, args.days, progress=lambda line: print(line, file=out, flush=True))
+    # A run that failed (not a quarantine) is reported and the day goes on; the exit status still says so.
+    failed = any(r.errors for r in reports)
     if args.days == 1:
         print(reports[0].to_json() if args.json else reports[0].render())
-        return 0 if reports[0].admitted else QUARANTINED_EXIT
+        return FAILED_EXIT if failed else 0 if reports[0].admitted else QUARANTINED_EXIT
     if args.json:
         print(json.dumps([json.loads(r.to_json()) for r in reports], indent=2))
     else:
         print(render_days(reports, settings))
-    return 0
+    return FAILED_EXIT if failed else 0
 
 
 def cmd_batches_list(args: argparse.Namespace) -> int:

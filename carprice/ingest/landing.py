@@ -104,9 +104,11 @@ def read_batch(path: Path) -> Batch:
     if manifest["batch_id"] != path.name:
         raise BatchError(f"{manifest_file} names batch {manifest['batch_id']!r} but sits in {path.name!r}")
     batch = Batch(batch_id=manifest["batch_id"], source=manifest["source"], path=path, manifest=manifest)
-    # A plain name can still be a symlink to anywhere on the machine.
+    # A plain name can still be a symlink to anywhere on the machine, or a FIFO that would block its reader.
     for file in (batch.listings_file, batch.rejects_file):
-        _check_inside(path, file)
+        target = _check_inside(path, file)
+        if target.exists() and not target.is_file():
+            raise BatchError(f"{file} is not a regular file")
     return batch
 
 

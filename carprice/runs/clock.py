@@ -57,7 +57,13 @@ def _batches_then_training(automation: Automation, report: DayReport, batch_runs
     """Report the batch runs, then tick the retraining sensor and report the training it starts, if any."""
     for run in batch_runs:
         report.run_ids.append(run.result.run_id)
-        report_batch(report, run)
+        # One batch whose run failed must not keep the day's other batches and training from being reported;
+        # the landing sensor tries it again, and the command's exit status says something failed.
+        try:
+            report_batch(report, run)
+        except PipelineError as exc:
+            automation.progress(f"    ERROR: {exc}")
+            report.errors.append(str(exc))
     for run in automation.tick_sensor("retraining_sensor"):
         report.run_ids.append(run.result.run_id)
         report_training(report, run)

@@ -9,6 +9,7 @@ retraining sensor starts ``training_job`` when the cadence is reached or a batch
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,13 +33,20 @@ class PipelineError(RuntimeError):
     """A run that failed for a reason other than validation; names the run and the failing step."""
 
 
+def _exception_line(message: str) -> str:
+    """The line of an error message that names the exception ("BatchError: ..."), else its last real line."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip().strip("^~ ")]
+    named = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Failure|Exit)\b.*?: ", ln)]
+    return (named or lines or [""])[-1]
+
+
 def first_failure(result: dg.ExecuteInProcessResult) -> str:
     """The first failed step of ``result`` and the last line of its cause (for error messages)."""
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error if event.step_failure_data else None
             cause = error.cause.message.strip() if error and error.cause else (error.message.strip() if error else "")
-            return f"step {event.step_key} failed: {cause.splitlines()[-1] if cause else event.message}"
+            return f"step {event.step_key} failed: {_exception_line(cause) or event.message}"
     return "the run failed"
 
 

@@ -61,6 +61,8 @@ class DayReport:
     warehouse: Path | None = None
     snapshot: Path | None = None
     dagster_home: Path | None = None
+    # Runs that failed for another reason than validation (each named, with its cause); the others went on.
+    errors: list[str] = field(default_factory=list)
 
     @property
     def admitted(self) -> bool:
@@ -86,6 +88,8 @@ class DayReport:
         if self.challenger:
             parts.append(f"trained ({self.trigger or 'by hand'}) -> {'PROMOTED' if self.promoted else 'kept champion'}")
         parts.append(f"serving {self.model_version or 'none'}")
+        if self.errors:
+            parts.append(f"{len(self.errors)} run(s) FAILED")
         return " | ".join(p for p in parts if p)
 
     def render(self) -> str:
@@ -127,6 +131,9 @@ class DayReport:
             lines += [f"    {name}: {why}" for name, why in self.failed_checks.items()]
             lines += [f"  serving model    {self.model_version or 'none yet'} (unchanged)",
                       f"  after review     .venv/bin/carprice batches readmit {self.batch_id} --by NAME --note WHY"]
+        lines += [f"  RUN FAILED       {error}" for error in self.errors]
+        if self.errors:
+            lines += ["  retried          by the landing sensor; see: carprice batches list --status unfinished"]
         query, ui = look_commands(self.settings)
         lines += [
             f"  took             {self.seconds:.0f} s",
@@ -157,6 +164,7 @@ def render_days(reports: list[DayReport], settings: Settings) -> str:
              "  retrain requests " + (", ".join(f"{kind} {n}" for kind, n in requests.items()) or "none"),
              "  alerts           " + (", ".join(f"{kind} {n}" for kind, n in alerts.items()) or "none"),
              f"  serving model    {reports[-1].model_version}",
+             *[f"  RUN FAILED       day {r.day}: {error}" for r in reports for error in r.errors],
              f"  reports          {settings.reports_dir} (served by `carprice ui` at {settings.reports_url})",
              f"  analysts query   {query}",
              f"  dagster home     {settings.dagster_home}",

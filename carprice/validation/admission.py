@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from carprice.config import ValidationConfig
-from carprice.ingest.landing import Batch
+from carprice.ingest.landing import Batch, batch_file_bytes
 from carprice.monitoring.alerts import Alert
 from carprice.validation import store
 from carprice.validation.checks import Outcome, run_checks
@@ -51,8 +51,7 @@ def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdic
     with wh.connect() as con:
         ref = store.latest_reference(con, batch.source)
         review = store.latest_review(con, batch.batch_id)
-        path = batch.listings_file
-        columns = landed_columns(con, str(path)) if path.exists() and path.stat().st_size else {}
+        columns = landed_columns(batch_file_bytes(batch, batch.listings_file))
         profile = profile_rows(con, [batch.batch_id])
     outcomes = run_checks(columns, profile, ref[1] if ref else None, cfg)
     if all(o.passed for o in outcomes):

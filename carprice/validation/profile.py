@@ -11,7 +11,7 @@ import json
 
 import duckdb
 
-from carprice.validation.contract import CATEGORICAL_DRIFT, NULL_TRACKED, NUMERIC_DRIFT, RANGES, type_family
+from carprice.validation.contract import CATEGORICAL_DRIFT, NULL_TRACKED, NUMERIC_DRIFT, RANGES
 
 QUANTILES = [round(0.01 * i, 2) for i in range(1, 100)]
 _NUMERIC_SQL = {
@@ -24,13 +24,35 @@ _PATH = r"regexp_replace(url, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+', '')"
 _AGE = "greatest(year(try_cast(listed_at AS DATE)) - model_year + 0.5, 0.5)"
 
 
-def landed_columns(con: duckdb.DuckDBPyConnection, listings_file: str) -> dict[str, str]:
-    """Columns of a landed listings file as DuckDB infers them from the JSON (name -> type family)."""
-    # The spider writes one dataclass per line, so a sample tells the file's schema; a value that does not
-    # fit the contract's type further down fails the ingest itself, in its transaction.
-    rows = con.execute("DESCRIBE SELECT * FROM read_json(?, format='newline_delimited', sample_size=1000)",
-                       [listings_file]).fetchall()
-    return {name: type_family(sql_type) for name, sql_type, *_ in rows}
+def _family(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "text" if isinstance(value, str) else "nested"
+
+
+def landed_columns(data: bytes, sample_lines: int = 1000) -> dict[str, str]:
+    """Columns of a landed listings file (its bytes) as its first JSON lines show them (name -> type family).
+
+    The spider writes one dataclass per line, so a sample tells the file's schema. Lines that are not JSON
+    objects are skipped here (ingest made each a reject); a column with values of two families is text, as a
+    JSON reader would type it.
+    """
+    columns: dict[str, str] = {}
+    for line in data.split(b"\n")[:sample_lines]:
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        for name, value in record.items():
+            seen, family = columns.get(name, "null"), _family(value)
+            columns[name] = family if seen in ("null", family) else seen if family == "null" else "text"
+    return columns
 
 
 def profile_rows(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:

@@ -35,3 +35,23 @@ def test_crawl_time_reads_a_daily_cron():
     assert crawl_time("0 6 * * *") == time(6, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="not a once-a-day cron schedule"):
         crawl_time("*/5 * * * *")
+
+
+def test_a_failed_run_is_named_in_the_summary_and_the_day_line(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", dagster_home=tmp_path / "data" / "dagster")
+    report = DayReport(day=3, date="2026-01-04", settings=settings, batch_id="automarkt-x", status="accepted",
+                       errors=["batch other was not validated (run 1234): step raw_listings failed: BatchError: x"])
+    assert "  RUN FAILED       batch other was not validated (run 1234)" in report.render()
+    assert "carprice batches list --status unfinished" in report.render()
+    assert report.line().endswith("1 run(s) FAILED")
+
+
+def test_the_exception_line_of_a_step_failure_is_the_one_naming_the_error():
+    from carprice.runs.launcher import _exception_line
+
+    traceback_tail = ('  File "x.py", line 3, in f\n    columns = read(path)\n              ^^^^^^^^^^\n'
+                      "carprice.ingest.landing.BatchError: /x/listings.jsonl is not a regular file\n")
+    expected = "carprice.ingest.landing.BatchError: /x/listings.jsonl is not a regular file"
+    assert _exception_line(traceback_tail) == expected
+    assert _exception_line("something broke\n   ^^^^\n") == "something broke"
+    assert _exception_line("") == ""

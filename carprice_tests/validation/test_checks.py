@@ -162,3 +162,13 @@ def test_merged_reference_pools_rates_and_averages_quantiles():
     assert merged["source_fields"]["vehicleModelDate"]["types"] == pytest.approx({"string": 0.25, "number": 0.75})
     with pytest.raises(ValueError, match="empty batches"):
         profile_module.merge_profiles([profile(n=0)])
+
+
+def test_landed_columns_reads_the_families_of_the_first_lines_and_skips_what_is_not_an_object():
+    from carprice.validation.profile import landed_columns
+
+    data = b"\n".join([b'{"a": null, "b": 1, "c": "x", "d": true}', b"{not json", b"[1]",
+                       b'{"a": 2.5, "b": "2", "e": [1]}', b""])
+    assert landed_columns(data) == {"a": "number", "b": "text", "c": "text", "d": "boolean", "e": "nested"}
+    assert landed_columns(b"") == {}
+    assert landed_columns(b'{"a": 1}\n{"b": 1}', sample_lines=1) == {"a": "number"}
