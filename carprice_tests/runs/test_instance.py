@@ -85,8 +85,11 @@ def test_the_wait_ends_when_the_holder_finishes(tmp_path, monkeypatch):
         instance.report_run_failed(instance.get_run_by_id(holder), message="done")
         instance.event_log_storage.free_concurrency_slots_for_run(holder)
 
-    threading.Timer(0.5, finish).start()
+    timer = threading.Timer(0.5, finish)
+    timer.start()
     wait_for_pool(instance, 30, lambda _: None, poll_s=0.1)
+    assert instance.get_run_by_id(holder).is_finished, "the wait lasted until the holder finished"
+    timer.join()
     assert not instance.event_log_storage.get_concurrency_run_ids()
 
 
