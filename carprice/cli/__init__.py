@@ -78,8 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(imp)
     imp.add_argument("file")
     imp.add_argument("--source", required=True, help="the batch's source name, e.g. dealer_export")
-    imp.add_argument("--map", nargs="*", metavar="COLUMN=FIELD",
-                     help="map file columns to listing fields (common names map by default)")
+    imp.add_argument("--map", nargs="+", action="extend", metavar="COLUMN=FIELD",
+                     help="map file columns to listing fields, e.g. KM=mileage (common names map by default); a "
+                          "template joins columns: {Mfg_Year}-{Mfg_Month}=first_registration")
+    imp.add_argument("--set", nargs="+", action="extend", metavar="FIELD=VALUE",
+                     help="one value for every row that does not state the field, e.g. make=Toyota (repeatable)")
+    imp.add_argument("--currency", help="currency of prices that name none, e.g. EUR")
+    imp.add_argument("--mileage-unit", metavar="{km,mi}", help="unit of mileages that name none")
+    imp.add_argument("--power-unit", metavar="{kw,hp,ps}", help="unit of engine powers that name none")
+    imp.add_argument("--check", action="store_true",
+                     help="a dry run: show the mapping, the rows that would be accepted and rejected and the first "
+                          "rejects; write nothing")
     imp.set_defaults(func=cmd_import)
 
     models_p = sub.add_parser("models", help="the model registry: list versions, roll back")

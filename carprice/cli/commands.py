@@ -174,14 +174,34 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from carprice.ingest.file_import import import_file, parse_column_map
+    from carprice.ingest.file_import import (
+        check_file,
+        import_constants,
+        import_file,
+        most_rejected,
+        parse_column_map,
+        rejects_headline,
+    )
     from carprice.ingest.landing import read_batch
     from carprice.runs.clock import process_batch
 
+    column_map = parse_column_map(args.map or [])
+    constants = import_constants(args.set or [], args.currency, args.mileage_unit, args.power_unit)
     settings = settings_from(args)
-    folder = import_file(Path(args.file), settings.landing_dir, args.source, parse_column_map(args.map or []))
-    batch = read_batch(folder)
-    print(f"landed {batch.batch_id}: {batch.manifest['counts']}; processing it")
+    if args.check:
+        print(check_file(Path(args.file), args.source, column_map, constants).render())
+        return 0
+    batch = read_batch(import_file(Path(args.file), settings.landing_dir, args.source, column_map, constants))
+    counts, reasons = batch.manifest["counts"], batch.manifest["reject_reasons"]
+    print(f"landed {batch.batch_id}: {counts['listings']:,} listings, {counts['rejects']:,} rejects")
+    headline = rejects_headline(counts["rows"], reasons)
+    if most_rejected(counts["rows"], reasons):
+        # Said before the checks run: when most rows fail, the mapping is the likely cause, not the data.
+        print(f"MOST ROWS REJECTED: {headline}\n  the rejects stay in the batch with their reasons; to see the "
+              f"mapping and the first rejects, run the same command with --check")
+    else:
+        print(f"  {headline}")
+    print("processing it", flush=True)
     summary = process_batch(settings, batch.batch_id)
     print(summary.render())
     return 0 if summary.admitted else QUARANTINED_EXIT

@@ -1,0 +1,84 @@
+"""Real listings through the whole path: dmba's 1,436 Toyota Corollas imported with `carprice import`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+# Downloads a real data set and runs the CLI end to end: its own tier, inside the integration one.
+pytestmark = [pytest.mark.realdata, pytest.mark.integration]
+
+ROWS = 1436
+# The data set's columns as listing fields. It has no listing date: its ages (Age_08_04) are counted to
+# August 2004, so that is every listing's date, and the first registration is the manufacturing month.
+# Unmapped: Age_08_04 (the age, computed again from these), Automatic (0/1, not a transmission word), CC, the
+# equipment flags and the rest, which have no listing field.
+IMPORT_OPTIONS = [
+    "--map", "Price=price", "KM=mileage", "HP=power", "Fuel_Type=fuel", "Model=model", "Mfg_Year=model_year",
+    "{Mfg_Year}-{Mfg_Month}=first_registration", "Doors=doors", "Color=color", "Id=site_listing_id",
+    "--set", "make=Toyota", "listed_at=2004-08-01", "--currency", "EUR", "--mileage-unit", "km", "--power-unit", "hp",
+]
+# The platform's training still splits by listing date, and one date cannot be split (issue 10, being fixed).
+NO_DATES_CRASH = "cannot split"
+
+
+def carprice(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """Run the installed ``carprice`` command as a person would, with its own Dagster home."""
+    return subprocess.run([str(Path(sys.executable).with_name("carprice")), *args],
+                          env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, text=True, timeout=900)
+
+
+def _training_crashed_on_dates(proc: subprocess.CompletedProcess) -> None:
+    if proc.returncode == 2 and NO_DATES_CRASH in proc.stderr:
+        error = next(line for line in proc.stderr.splitlines() if line.startswith("carprice: error:"))
+        pytest.xfail(f"training assumes listing dates (issue 10): {error}")
+
+
+def test_toyota_corolla_is_imported_admitted_and_a_first_model_judged(toyota_corolla_csv, tmp_path):
+    data, home = tmp_path / "data", tmp_path / "home"
+    command = ["import", str(toyota_corolla_csv), "--source", "toyota_corolla", "--data-dir", str(data),
+               *IMPORT_OPTIONS]
+
+    check = carprice(*command, "--check", home=home)
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert f"would land {ROWS:,} listings and 0 rejects" in check.stdout, check.stdout
+    assert "  {Mfg_Year}-{Mfg_Month} -> first_registration\n" in check.stdout
+    assert not data.exists(), "a dry run writes nothing"
+
+    imported = carprice(*command, home=home)
+    assert f": {ROWS:,} listings, 0 rejects\n  all {ROWS:,} rows read as listings\n" in imported.stdout, \
+        imported.stdout + imported.stderr[-3000:]
+    batch_id = re.search(r"^landed (\S+):", imported.stdout, re.M).group(1)
+    _training_crashed_on_dates(imported)
+    if imported.returncode == 3:
+        # Quarantined, as of 2026-11 by values_within_contract: null rates of transmission, body, seller_type and
+        # region 100% > 50%; a file that has no such columns is not a broken source. A reviewer would admit it,
+        # and so does the test (per-source contracts learned from review are issue 10's other half).
+        assert "values_within_contract: null rates:" in imported.stdout, imported.stdout
+        readmitted = carprice("batches", "readmit", batch_id, "--data-dir", str(data), "--by", "test", "--note",
+                              "dmba ToyotaCorolla: real listings; the file has no transmission, body, seller or "
+                              "region columns", home=home)
+        _training_crashed_on_dates(readmitted)
+        assert readmitted.returncode in (0, 3), readmitted.stderr[-3000:]
+    else:
+        assert imported.returncode == 0, imported.stderr[-3000:]
+
+    with duckdb.connect(str(data / "warehouse-snapshot.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw_listings WHERE batch_id = ?", [batch_id]).fetchone()[0] == ROWS
+        judged = con.execute("SELECT challenger, n_eval, scores, promoted, reason FROM model_evaluations").fetchall()
+    assert len(judged) == 1, "one first model, trained on the import and judged"
+    challenger, n_eval, scores, promoted, reason = judged[0]
+    scores = json.loads(scores)
+    figures = {"challenger": scores["challenger"]["overall"]} | {
+        name: b["overall"] for name, b in scores.get("baselines", {}).items()}
+    print(f"\n{challenger} judged on {n_eval} listings, promoted={promoted}: {reason}")
+    for name, m in figures.items():
+        print(f"  {name:<24} MAE {m['mae_eur']:,.0f} EUR  median APE {100 * m['median_ape']:.1f}%  R² {m['r2']:.3f}")
+    assert n_eval > 0 and figures["challenger"]["mae_eur"] > 0
