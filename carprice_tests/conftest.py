@@ -60,20 +60,23 @@ def crawl_market(landing_dir: Path, *, seed: int, day: int, listings: int, fault
 
 
 def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.DataFrame:
-    """Clean-listing rows straight from the simulated market's truth (no crawl), absurd prices left out."""
+    """Clean-listing rows straight from the simulated market's truth (no crawl), absurd prices left out; each listing
+    states its date and was first seen the morning it was listed (crawled daily)."""
     market = Market(MarketConfig.for_active_listings(n, seed=seed))
     rows = []
     for lst in market.listings_on(day):
         if lst.absurd_price:
             continue
         car = lst.car
+        listed = market.date_of(lst.listed_day).isoformat()
         rows.append(dict(
-            url=f"http://x{lst.path}", title=title_of(lst), description=description_of(lst), make=car.spec.make,
+            listing_key=f"market:{lst.path}", url=f"http://x{lst.path}", title=title_of(lst),
+            description=description_of(lst), make=car.spec.make,
             model=car.spec.model, model_year=car.model_year, first_registration=car.first_registration.isoformat(),
             mileage_km=float(car.mileage_km), fuel=car.fuel, transmission=car.transmission, body=car.spec.body,
             power_kw=float(car.power_kw), color=car.color, doors=car.doors, condition=car.condition,
             price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
-            listed_at=market.date_of(lst.listed_day).isoformat()))
+            listed_at=listed, listed_at_stated=True, first_seen_at=f"{listed}T06:00:00+00:00"))
     return pd.DataFrame(rows)
 
 

@@ -18,6 +18,7 @@ CLEAN_COLUMNS = [
     "listing_key", "url", "source", "batch_id", "first_seen_at", "last_seen_at", "is_current", "title", "description",
     "make", "model", "model_year", "first_registration", "mileage_km", "fuel", "transmission", "body",
     "power_kw", "color", "doors", "condition", "price_eur", "currency", "seller_type", "region", "listed_at",
+    "listed_at_stated",
 ]
 
 
@@ -86,21 +87,29 @@ def price_to_group_median(df: pd.DataFrame) -> pd.Series:
     return ratio
 
 
-def repost_of(df: pd.DataFrame) -> pd.Series:
-    """For a listing that re-posts the same car under a new URL, the URL kept instead (else None).
+def car_identity(df: pd.DataFrame) -> pd.Series:
+    """The car a listing offers, as repost detection knows it (None when too little is known to tell).
 
-    The same car is the same make, model, year, mileage, fuel, colour, region and seller type;
-    the newest post is kept, since it carries the current price.
+    The same car is the same make, model, year, mileage, fuel, colour, region and seller type.
     """
     key_cols = ["make", "model", "model_year", "mileage_km", "fuel", "color", "region", "seller_type"]
     keyed = df[key_cols].astype("string").fillna("?")
     key = keyed[key_cols[0]].str.cat([keyed[c] for c in key_cols[1:]], sep="|")
     # Too little information to call two posts the same car: never dedupe on a mostly empty key.
     weak = df["mileage_km"].isna() | df["model_year"].isna()
+    return key.astype("object").where(~weak, None)
+
+
+def repost_of(df: pd.DataFrame) -> pd.Series:
+    """For a listing that re-posts the same car under a new URL, the URL kept instead (else None).
+
+    The newest post of a car (``car_identity``) is kept, since it carries the current price.
+    """
+    key = car_identity(df)
     order = df.sort_values(["listed_at", "last_seen_at", "url"]).index
     keep_url = pd.Series(df["url"].values, index=df.index).loc[order].groupby(key.loc[order]).transform("last")
     keep_url = keep_url.reindex(df.index)
-    dup = keep_url.ne(df["url"]) & ~weak
+    dup = keep_url.ne(df["url"]) & key.notna()
     return keep_url.where(dup, None)
 
 
@@ -113,6 +122,8 @@ def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str]
     latest = latest_observations(raw)
     latest["is_current"] = mark_current(latest, latest_batch_by_source)
     latest["listed_at"] = pd.to_datetime(latest["listed_at"], errors="coerce")
+    # Without a stated date a listing carries the day it was crawled: training must not take that for a listing date.
+    latest["listed_at_stated"] = latest["listed_at_raw"].notna() & latest["listed_at"].notna()
     latest = latest[CLEAN_COLUMNS].reset_index(drop=True)
     reasons = exclusion_reasons(latest, today)
     dup_of = repost_of(latest.loc[reasons.isna()])

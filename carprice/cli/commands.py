@@ -146,6 +146,9 @@ def cmd_batches_readmit(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from carprice.training.registry import recorded_split
     from carprice.training.store import models
     from carprice.warehouse import Warehouse
 
@@ -153,9 +156,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     if rows.empty:
         print("no models yet")
     for row in rows.itertuples():
+        split = recorded_split(row.split, None if pd.isna(row.train_cutoff) else pd.Timestamp(row.train_cutoff),
+                               row.n_train, row.n_holdout)
         print(f"{row.version}  {row.status:<10} batches={row.batches} n_train={row.n_train} "
               f"MAE={row.evaluation_mae_eur} code={row.code_version}\n    {row.status_reason}"
-              + (f"\n    trained because: {row.trained_because}" if isinstance(row.trained_because, str) else ""))
+              + (f"\n    trained because: {row.trained_because}" if isinstance(row.trained_because, str) else "")
+              + f"\n    split: {split.kind}: {split.summary()}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Train a challenger on the admitted listings before a cutoff, save it with its drift reference, register it.
+"""Train a challenger on the admitted listings it does not hold out, save it with its drift reference, register it.
 
 ``train_challenger`` is the whole step the ``challenger_model`` asset runs; the judgement against the
 champion is promotion's (``judge_challenger``).
@@ -14,7 +14,8 @@ import pandas as pd
 
 from carprice.monitoring.drift import REFERENCE_FILE, reference_sample
 from carprice.training import modeling
-from carprice.training.registry import code_version, register_challenger
+from carprice.training.registry import code_version, register_challenger, write_held_out_keys
+from carprice.training.splitting import GROUPED_RANDOM, Split, split_holdout
 from carprice.validation.store import admitted_batch_ids
 from carprice.warehouse import Warehouse
 
@@ -27,7 +28,7 @@ class TrainedChallenger:
     saved: modeling.SavedModel
     n_train: int
     n_holdout: int
-    cutoff: pd.Timestamp
+    split: Split
     train_batches: list[str]
     code_version: str
     trained_because: str
@@ -40,25 +41,30 @@ class TrainedChallenger:
 
 def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *, holdout_fraction: float,
                      params: dict, reference_rows: int, trained_because: str) -> TrainedChallenger:
-    """Train on the listings before the newest ``holdout_fraction``, save, and register it as the challenger.
+    """Train on all but a held-out ``holdout_fraction`` (the newest listings when dates can tell), save, and register
+    it as the challenger with how it was split.
 
     The open retraining requests are answered when it is judged (``judge_challenger``), not here: a run killed
     between training and judgement leaves them open for the next training.
     """
-    train, holdout = modeling.split_by_time(features, holdout_fraction)
+    train, holdout, split = split_holdout(features, holdout_fraction)
     model = modeling.train_model(train, params)
     # Scored on the fresh rows when it is judged beside the champion: not here, not twice.
     model.metrics = {"interval_log_offsets": list(model.interval)}
     trained_at = datetime.now(UTC)
-    batches, code, cutoff = admitted_batch_ids(wh), code_version(), holdout["listed_at"].min()
+    batches, code = admitted_batch_ids(wh), code_version()
+    recorded = {**split.to_dict(), "early_stopping": model.early_stopping_split}
     saved = modeling.save_model(model, models_dir, trained_at, extra={
-        "train_batches": batches, "code_version": code, "train_cutoff": str(cutoff),
+        "train_batches": batches, "code_version": code, "train_cutoff": str(split.cutoff), "split": recorded,
         "trained_because": trained_because})
     # The training rows later batches are compared with (not part of the model's checksum).
     reference_sample(train, reference_rows).to_parquet(saved.path / REFERENCE_FILE)
+    if split.kind == GROUPED_RANDOM:
+        # Without a time to tell them by, the judgement knows the held-out listings by their keys.
+        write_held_out_keys(saved.path, holdout["listing_key"])
     superseded = register_challenger(
         wh, saved, trained_at=trained_at, train_batches=batches, code=code, params=model.params,
         features=model.features, metrics=model.metrics, n_train=len(train), n_holdout=len(holdout),
-        train_cutoff=cutoff, trained_because=trained_because)
-    return TrainedChallenger(model, saved, len(train), len(holdout), cutoff, batches, code, trained_because,
+        train_cutoff=split.cutoff, split=recorded, trained_because=trained_because)
+    return TrainedChallenger(model, saved, len(train), len(holdout), split, batches, code, trained_because,
                              superseded)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from carprice.cleaning.rules import car_identity
+
 CATEGORICAL = ["make", "model", "fuel", "transmission", "body", "seller_type", "region", "condition", "color"]
 NUMERIC = ["model_year", "age_years", "mileage_km", "km_per_year", "power_kw", "doors"]
 # Words in titles and descriptions that move prices; each becomes a 0/1 feature.
@@ -22,8 +24,15 @@ _EQUIPMENT = r"navi|leather|panorama|heated seats|led headlights|towbar|adaptive
 
 
 def build_features(clean: pd.DataFrame) -> pd.DataFrame:
-    """One feature row per clean listing, plus ``url``, ``listed_at``, ``price_eur`` and ``log_price``."""
-    out = pd.DataFrame({"url": clean["url"], "listed_at": pd.to_datetime(clean["listed_at"])})
+    """One feature row per clean listing, plus what splits and prices it (``url``, ``listing_key``, ``car_key``,
+    ``listed_at``, ``listed_at_stated``, ``first_seen_at``, ``price_eur``, ``log_price``)."""
+    out = pd.DataFrame({"url": clean["url"], "listing_key": clean["listing_key"],
+                        # Reposts of one car under other URLs share it, so a random split keeps them together.
+                        "car_key": car_identity(clean).fillna(clean["listing_key"]),
+                        "listed_at": pd.to_datetime(clean["listed_at"]),
+                        "listed_at_stated": clean["listed_at_stated"].astype(bool),
+                        "first_seen_at": pd.to_datetime(clean["first_seen_at"], utc=True, format="ISO8601")
+                        .dt.tz_localize(None)})
     for col in CATEGORICAL:
         out[col] = clean[col].astype("string").str.strip().str.lower()
     out["model_year"] = clean["model_year"].astype("float64")

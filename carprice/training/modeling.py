@@ -14,6 +14,7 @@ import pandas as pd
 
 from carprice.training.features import CATEGORICAL, FEATURES
 from carprice.training.linear import RidgeLogPrice
+from carprice.training.splitting import split_holdout
 
 # Tuned on the simulated market at 3k and 15k listings: small trees on top of the linear base.
 DEFAULT_PARAMS = {
@@ -36,8 +37,10 @@ DEFAULT_PARAMS = {
 MAX_ROUNDS = 3000
 EARLY_STOPPING_ROUNDS = 100
 BASE_ALPHA = 1.0
-# The newest tenth of training rows calibrates the interval; it needs a few dozen rows.
+# A tenth of the training rows (the newest, when dates can tell) calibrates the interval; it needs a few dozen rows.
 MIN_TRAIN_ROWS = 300
+# Split-conformal offsets from fewer residuals than this are mostly noise.
+MIN_CALIBRATION_ROWS = 20
 # Nominal coverage of the prediction interval (split-conformal on log-price residuals).
 INTERVAL_COVERAGE = 0.9
 
@@ -61,6 +64,8 @@ class PriceModel:
     metrics: dict = field(default_factory=dict)
     # Log-price residual quantiles from held-back calibration rows: the interval's lower and upper offsets.
     interval: tuple[float, float] = (0.0, 0.0)
+    # How the rows that chose the number of rounds (and calibrate the interval) were split off (splitting.Split).
+    early_stopping_split: dict = field(default_factory=dict)
 
     def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix with the training categories (unseen levels become missing)."""
@@ -99,26 +104,16 @@ def to_matrix(df: pd.DataFrame, features: list[str], categories: dict[str, list[
     return X
 
 
-def split_by_time(df: pd.DataFrame, holdout_fraction: float,
-                  time_col: str = "listed_at") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on the older listings, hold out the newest ``holdout_fraction`` (whole days kept together)."""
-    if not 0 < holdout_fraction < 1:
-        raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
-    cutoff = df[time_col].quantile(1 - holdout_fraction)
-    train, holdout = df[df[time_col] < cutoff], df[df[time_col] >= cutoff]
-    if train.empty or holdout.empty:
-        raise ValueError(f"cannot split {len(df)} rows by time at {cutoff}: one side is empty")
-    return train, holdout
-
-
 def train_model(train: pd.DataFrame, params: dict | None = None, features: list[str] | None = None) -> PriceModel:
-    """Fit LightGBM on ``log_price``; the newest tenth of ``train`` picks the number of rounds."""
+    """Fit LightGBM on ``log_price``; a tenth of ``train`` (the newest, when dates can tell) picks the number of
+    rounds."""
     params = {**DEFAULT_PARAMS, **(params or {})}
     features = features or FEATURES
     if len(train) < MIN_TRAIN_ROWS:
         raise ValueError(f"need at least {MIN_TRAIN_ROWS} listings to train, got {len(train)}")
     categories = category_levels(train)
-    fit, valid = split_by_time(train, 0.1)
+    # The newest tenth when dates allow, else the same fallbacks as the holdout (never a crash on dateless data).
+    fit, valid, fold = split_holdout(train, 0.1, min_rows=MIN_CALIBRATION_ROWS)
     base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit)
     dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"],
                          init_score=base.fitted_log, categorical_feature=list(categories))
@@ -127,7 +122,8 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
     booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
     model = PriceModel(booster=booster, base=base, features=list(features), categories=categories,
-                       params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()})
+                       params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()},
+                       early_stopping_split=fold.to_dict())
     # The validation rows only chose the number of rounds, so their residuals calibrate the interval.
     model.interval = conformal_interval(valid["log_price"].to_numpy() - model.predict_log(valid))
     return model
@@ -135,8 +131,8 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
 
 def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAGE) -> tuple[float, float]:
     """Split-conformal offsets (lower, upper) of log price from calibration residuals (actual - predicted)."""
-    if len(residuals) < 20:
-        raise ValueError(f"need at least 20 calibration residuals, got {len(residuals)}")
+    if len(residuals) < MIN_CALIBRATION_ROWS:
+        raise ValueError(f"need at least {MIN_CALIBRATION_ROWS} calibration residuals, got {len(residuals)}")
     alpha = (1 - coverage) / 2
     n = len(residuals)
     # The finite-sample correction keeps coverage at least nominal on exchangeable data.
@@ -189,7 +185,7 @@ def save_model(model: PriceModel, models_dir: Path, trained_at: datetime, extra:
     (folder / "model.txt").write_text(text, encoding="utf-8")
     meta = {"version": version, "sha256": sha, "features": model.features, "categories": model.categories,
             "params": model.params, "metrics": model.metrics, "interval": list(model.interval), "base": base,
-            "trained_at": trained_at.isoformat(), **(extra or {})}
+            "early_stopping_split": model.early_stopping_split, "trained_at": trained_at.isoformat(), **(extra or {})}
     (folder / "model.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return SavedModel(version=version, path=folder, sha256=sha)
 
@@ -221,4 +217,5 @@ def load_model(folder: Path, expected_sha256: str | None = None) -> PriceModel:
     return PriceModel(booster=booster, base=RidgeLogPrice.from_dict(meta["base"]), features=meta["features"],
                       categories=meta["categories"],
                       params=meta.get("params", {}), metrics=meta.get("metrics", {}),
-                      interval=tuple(meta.get("interval", (0.0, 0.0))))
+                      interval=tuple(meta.get("interval", (0.0, 0.0))),
+                      early_stopping_split=meta.get("early_stopping_split", {}))

@@ -19,6 +19,7 @@ from carprice import __version__
 from carprice.config import PROJECT_DIR
 from carprice.training import store
 from carprice.training.modeling import SavedModel, load_model
+from carprice.training.splitting import LISTING_DATE, TIME_COLUMNS, Split
 from carprice.warehouse import Warehouse
 
 
@@ -40,7 +41,9 @@ class RegisteredModel:
     params: dict
     features: list[str]
     train_batches: list[str]
-    train_cutoff: pd.Timestamp
+    train_cutoff: pd.Timestamp | None
+    trained_at: pd.Timestamp
+    split: Split
     trained_because: str = ""
 
 
@@ -57,14 +60,17 @@ def code_version(project_dir: Path = PROJECT_DIR) -> str:
 
 
 CHALLENGER, CHAMPION, REJECTED, ARCHIVED = "challenger", "champion", "rejected", "archived"
+# Beside a model split at random: the listing keys it held out (not part of its checksum).
+HELD_OUT_FILE = "held_out_listings.parquet"
 _AWAITING = "trained; awaiting evaluation"
 
 
 def register_challenger(wh: Warehouse, saved: SavedModel, *, trained_at: datetime, train_batches: list[str],
                         code: str, params: dict, features: list[str], metrics: dict, n_train: int, n_holdout: int,
-                        train_cutoff: pd.Timestamp, trained_because: str = "requested by hand") -> list[str]:
-    """Record a newly trained model as a challenger, with why it was trained; returns the earlier challengers it
-    supersedes.
+                        train_cutoff: pd.Timestamp | None, split: dict | None = None,
+                        trained_because: str = "requested by hand") -> list[str]:
+    """Record a newly trained model as a challenger, with how it was split and why it was trained; returns the earlier
+    challengers it supersedes.
 
     Only the newest challenger is ever judged, so one left by a training run that was killed before its
     judgement is rejected here rather than left awaiting evaluation forever.
@@ -74,7 +80,9 @@ def register_challenger(wh: Warehouse, saved: SavedModel, *, trained_at: datetim
         "artifact_path": str(saved.path), "sha256": saved.sha256, "train_batches": train_batches,
         "code_version": code, "params": json.dumps(params, default=str), "features": json.dumps(features),
         "metrics": json.dumps(metrics, default=str), "n_train": n_train, "n_holdout": n_holdout,
-        "train_cutoff": train_cutoff.to_pydatetime(), "trained_because": trained_because}, trained_at, _AWAITING,
+        "train_cutoff": None if train_cutoff is None else train_cutoff.to_pydatetime(),
+        "split": None if split is None else json.dumps(split, default=str), "trained_because": trained_because},
+        trained_at, _AWAITING,
         supersede=(CHALLENGER, REJECTED))
 
 
@@ -96,13 +104,41 @@ def reject(wh: Warehouse, version: str, reason: str) -> None:
         store.set_status(con, version, REJECTED, reason, datetime.now(UTC))
 
 
+def recorded_split(split_json: str | None, train_cutoff: pd.Timestamp | None, n_train: int, n_holdout: int) -> Split:
+    """The split a registry row records; a row from before splits were recorded was split by listing date."""
+    if isinstance(split_json, str):
+        return Split.from_dict(json.loads(split_json))
+    return Split(LISTING_DATE, float("nan"), n_train, n_holdout, time_column=TIME_COLUMNS[LISTING_DATE],
+                 cutoff=train_cutoff)
+
+
 def _row_to_model(row: pd.Series) -> RegisteredModel:
+    cutoff = None if pd.isna(row["train_cutoff"]) else pd.Timestamp(row["train_cutoff"])
     return RegisteredModel(version=row["version"], status=row["status"], artifact_path=Path(row["artifact_path"]),
                            sha256=row["sha256"], metrics=json.loads(row["metrics"]), params=json.loads(row["params"]),
                            features=json.loads(row["features"]), train_batches=list(row["train_batches"]),
-                           train_cutoff=pd.Timestamp(row["train_cutoff"]),
+                           train_cutoff=cutoff, trained_at=pd.Timestamp(row["trained_at"]),
+                           split=recorded_split(row.get("split"), cutoff, _count(row["n_train"]),
+                                                _count(row["n_holdout"])),
                            trained_because=row["trained_because"] if isinstance(row.get("trained_because"), str)
                            else "")
+
+
+def _count(value) -> int:
+    return 0 if pd.isna(value) else int(value)
+
+
+def write_held_out_keys(folder: Path, listing_keys: pd.Series) -> None:
+    """Keep the listing keys a model held out beside it (a random split is known by them, not by a time)."""
+    pd.DataFrame({"listing_key": listing_keys.astype(str).to_numpy()}).to_parquet(folder / HELD_OUT_FILE)
+
+
+def held_out_keys(model: RegisteredModel) -> set[str] | None:
+    """The listing keys ``model`` held out at random; None when it kept none or they are gone."""
+    path = model.artifact_path / HELD_OUT_FILE
+    if not path.exists():
+        return None
+    return set(pd.read_parquet(path)["listing_key"])
 
 
 def get_model(wh: Warehouse, version: str) -> RegisteredModel:

@@ -20,15 +20,22 @@ DDL = [
         version VARCHAR PRIMARY KEY, trained_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL,
         status_reason VARCHAR, artifact_path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
         train_batches VARCHAR[] NOT NULL, code_version VARCHAR NOT NULL, params JSON, features JSON,
-        metrics JSON, n_train BIGINT, n_holdout BIGINT, train_cutoff TIMESTAMP NOT NULL, trained_because VARCHAR)""",
+        metrics JSON, n_train BIGINT, n_holdout BIGINT, train_cutoff TIMESTAMP, trained_because VARCHAR,
+        split JSON)""",
     # Warehouses created before models recorded why they were trained.
     "ALTER TABLE model_registry ADD COLUMN IF NOT EXISTS trained_because VARCHAR",
+    # Warehouses created before models recorded how they were split (those split by listing date at the cutoff);
+    # a model split at random has no cutoff.
+    "ALTER TABLE model_registry ADD COLUMN IF NOT EXISTS split JSON",
+    "ALTER TABLE model_registry ALTER COLUMN train_cutoff DROP NOT NULL",
     """CREATE TABLE IF NOT EXISTS model_events (
         version VARCHAR NOT NULL, changed_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS model_evaluations (
         challenger VARCHAR NOT NULL, champion VARCHAR, evaluated_at TIMESTAMPTZ NOT NULL,
-        eval_from TIMESTAMP NOT NULL, n_eval BIGINT NOT NULL, scores JSON NOT NULL, backtest JSON,
+        eval_from TIMESTAMP, n_eval BIGINT NOT NULL, scores JSON NOT NULL, backtest JSON,
         promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL)""",
+    # Evaluation rows that are not "listed on or after" a date (a model split without listing dates) have none.
+    "ALTER TABLE model_evaluations ALTER COLUMN eval_from DROP NOT NULL",
 ]
 
 
@@ -98,10 +105,10 @@ def newest_row_with_status(wh: Warehouse, status: str) -> pd.Series | None:
 
 
 def models(wh: Warehouse) -> pd.DataFrame:
-    """Every version with status, reason, data and code version and main metrics, newest first."""
+    """Every version with status, reason, data and code version, how it was split and main metrics, newest first."""
     return wh.query("""SELECT version, status, status_reason, trained_at, trained_because, code_version,
-                              len(train_batches) AS batches,
-                              n_train, round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
+                              len(train_batches) AS batches, n_train, n_holdout, train_cutoff, split,
+                              round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
                        FROM model_registry ORDER BY trained_at DESC""")
 
 

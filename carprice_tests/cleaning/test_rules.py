@@ -15,7 +15,7 @@ def row(**kw):
                 model="Golf", model_year=2018, first_registration="2018-05-01", mileage_km=80000.0,
                 fuel="petrol", transmission="manual", body="hatchback", power_kw=110.0, color="grey",
                 doors=5, condition="good", price_eur=15000.0, currency="EUR", seller_type="dealer",
-                region="Bavaria", listed_at="2026-04-20")
+                region="Bavaria", listed_at_raw="2026-04-20", listed_at="2026-04-20")
     return {**base, **kw}
 
 
@@ -93,6 +93,18 @@ def test_clean_listings_splits_rows_and_loses_none():
         "b": "price below 300 EUR", "c": "repost: same car as a", "d": "repost: same car as a"}
     assert cleaning.reason_counts(excluded) == {"repost": 2, "price below 300 EUR": 1}
     assert clean["is_current"].all()
+
+
+def test_a_listing_date_the_source_never_stated_is_marked_as_such():
+    # The spider gives a listing without a stated date the day it was crawled; training must not take it for one.
+    raw = frame(row(url="a"), row(url="b", mileage_km=5000.0, listed_at_raw=None, listed_at="2026-05-01"))
+    clean, _ = cleaning.clean_observations(raw, {"automarkt": "b1"}, TODAY)
+    assert dict(zip(clean["url"], clean["listed_at_stated"])) == {"a": True, "b": False}
+
+
+def test_car_identity_is_unknown_when_too_little_is_known():
+    identity = cleaning.car_identity(frame(row(url="a"), row(url="b"), row(url="c", mileage_km=None)))
+    assert identity.iloc[0] == identity.iloc[1] and identity.iloc[2] is None
 
 
 def test_clean_listings_of_nothing_is_empty_not_an_error():

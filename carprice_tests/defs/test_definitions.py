@@ -84,6 +84,8 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     assert {"age=0-3y", "price=<5k"} <= set(slices) and all("mae_eur" in m for m in slices.values())
     model_meta = result.asset_materializations_for_node("challenger_model")[0].metadata
     assert model_meta["version"].value == registry.iloc[0]["version"]
+    # The simulated market states listing dates: the newest listings are held out, and the registry says how.
+    assert model_meta["split"].value == json.loads(registry.iloc[0]["split"])["kind"] == "listing_date"
     decision = result.asset_materializations_for_node("champion_model")[0].metadata
     assert decision["promoted"].value is True and "first model" in decision["reason"].value
     assert decision["champion_mae_eur"].value < decision["baseline_linear_ridge_mae_eur"].value

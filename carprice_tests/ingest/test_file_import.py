@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from carprice.cli import main
-from carprice.config import Settings
+from carprice.config import ENV_VARS, Settings
 from carprice.ingest.file_import import FileImportError, import_file, parse_column_map
 from carprice.ingest.landing import read_batch
 from carprice.runs.clock import process_batch
@@ -134,3 +138,25 @@ def test_an_import_whose_rows_are_mostly_rejected_says_why_first_and_still_lands
     assert batch.manifest["counts"] | {"pages": 0} == {"listings": 6, "rejects": n - 6, "rows": n, "pages": 0}
     assert len(batch.rejects_file.read_text().splitlines()) == n - 6
     assert status == 3 and "batch quarantined" in out and "reject rate " in out, out
+
+
+def test_a_file_without_dates_is_imported_trained_on_and_judged(tmp_path):
+    """Through ``carprice import`` in its own process: no date column, one import, so a random split by car."""
+    export_frame(600, seed=12).drop(columns=["listed_at"]).to_csv(tmp_path / "export.csv", index=False)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
+    carprice = str(Path(sys.executable).with_name("carprice"))
+    data_dir = tmp_path / "data"
+    run = subprocess.run([carprice, "import", str(tmp_path / "export.csv"), "--source", "no_dates", "--data-dir",
+                          str(data_dir), "--map", "km=mileage_raw"], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    wh = Warehouse(Settings(data_dir=data_dir, dagster_home=data_dir / "dagster").warehouse_path)
+    model = wh.query("SELECT version, split, train_cutoff FROM model_registry").iloc[0]
+    assert json.loads(model["split"])["kind"] == "grouped_random" and pd.isna(model["train_cutoff"])
+    # Judged, promoted or not (a first model on 600 listings may lose to the ridge): a decision, not a crash.
+    judged = wh.query("SELECT challenger, reason, n_eval FROM model_evaluations")
+    assert judged["challenger"].tolist() == [model["version"]] and judged["n_eval"].iloc[0] >= 30
+    assert "because listing dates could not split the data (no listing has one)" in judged["reason"].iloc[0]
+    listing = subprocess.run([carprice, "models", "list", "--data-dir", str(data_dir)], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert f"split: grouped_random: {judged['n_eval'].iloc[0]} listings held out at random by car" in listing.stdout

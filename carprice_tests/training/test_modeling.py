@@ -8,6 +8,7 @@ import pytest
 
 from carprice.training import modeling
 from carprice.training.features import FEATURES, build_features
+from carprice.training.splitting import split_holdout
 from carprice_tests.conftest import clean_frame_from_market
 
 
@@ -18,13 +19,14 @@ def features() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(features):
-    train, holdout = modeling.split_by_time(features, 0.2)
+    train, holdout, _ = split_holdout(features, 0.2)
     return modeling.train_model(train), train, holdout
 
 
 def test_features_of_one_listing():
     clean = pd.DataFrame([dict(
-        url="u", title="VW Golf GTI - for parts", description="Full service history, Navi, Leather.",
+        listing_key="s:/u", url="u", first_seen_at="2025-01-02T10:00:00+00:00", listed_at_stated=True,
+        title="VW Golf GTI - for parts", description="Full service history, Navi, Leather.",
         make="Volkswagen", model="Golf", model_year=2020, first_registration="2020-01-01", mileage_km=50000.0,
         fuel="petrol", transmission="manual", body="hatchback", power_kw=180.0, color="red", doors=3,
         condition=None, price_eur=4000.0, seller_type="private", region="Vienna", listed_at="2025-01-01")])
@@ -35,26 +37,21 @@ def test_features_of_one_listing():
     assert row["equipment_words"] == 2
     assert row["make"] == "volkswagen" and pd.isna(row["condition"])
     assert row["log_price"] == pytest.approx(np.log(4000))
+    # What splits it: its identity, its car (reposts share it), and when it was first seen (UTC, no zone).
+    assert row["listing_key"] == "s:/u" and row["car_key"].startswith("Volkswagen|Golf|2020|50000")
+    assert row["first_seen_at"] == pd.Timestamp("2025-01-02 10:00") and row["listed_at_stated"]
 
 
 def test_age_falls_back_to_model_year_without_registration():
-    clean = pd.DataFrame([dict(url="u", title="", description=None, make="Kia", model="Ceed", model_year=2020,
+    clean = pd.DataFrame([dict(listing_key="s:/u", url="u", first_seen_at="2024-07-01T10:00:00", listed_at_stated=True,
+                               title="", description=None, make="Kia", model="Ceed", model_year=2020,
                                first_registration=None, mileage_km=None, fuel=None, transmission=None, body=None,
                                power_kw=None, color=None, doors=None, condition=None, price_eur=9000.0,
                                seller_type=None, region=None, listed_at="2024-07-01")])
     row = build_features(clean).iloc[0]
     assert row["age_years"] == pytest.approx(4.0, abs=0.01)
     assert pd.isna(row["km_per_year"])
-
-
-def test_split_by_time_holds_out_the_newest(features):
-    train, holdout = modeling.split_by_time(features, 0.2)
-    assert train["listed_at"].max() < holdout["listed_at"].min()
-    assert 0.1 < len(holdout) / len(features) < 0.35
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        modeling.split_by_time(features, 1.5)
-    with pytest.raises(ValueError, match="one side is empty"):
-        modeling.split_by_time(features.assign(listed_at=pd.Timestamp("2026-01-01")), 0.2)
+    assert row["car_key"] == "s:/u", "too little to tell the car: it is its own group"
 
 
 def test_model_learns_the_market(trained):

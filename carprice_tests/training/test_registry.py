@@ -23,6 +23,7 @@ from carprice.training.registry import (
     rollback,
 )
 from carprice.training.serving_check import check_servable
+from carprice.training.splitting import split_holdout
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import clean_frame_from_market
 
@@ -46,15 +47,16 @@ def history(wh: Warehouse, version: str) -> pd.DataFrame:
 def train_and_register(wh: Warehouse, tmp_path, features: pd.DataFrame, train_share: float = 1.0,
                        params: dict | None = None) -> str:
     """Train on (a share of) the rows before the holdout cutoff and register the model as a challenger."""
-    train, holdout = modeling.split_by_time(features, 0.2)
+    train, holdout, split = split_holdout(features, 0.2)
     train = train.sample(frac=train_share, random_state=1) if train_share < 1 else train
     model = modeling.train_model(train, params)
     model.metrics = {"holdout": modeling.evaluate(model, holdout)}
-    trained_at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(_clock))
+    # After every listing was first seen, as a real training is.
+    trained_at = datetime(2026, 6, 1, tzinfo=UTC) + timedelta(seconds=next(_clock))
     saved = modeling.save_model(model, tmp_path / "models", trained_at)
     register_challenger(wh, saved, trained_at=trained_at, train_batches=["b1"], code="test", params=model.params,
                         features=model.features, metrics=model.metrics, n_train=len(train),
-                        n_holdout=len(holdout), train_cutoff=holdout["listed_at"].min())
+                        n_holdout=len(holdout), train_cutoff=split.cutoff, split=split.to_dict())
     return saved.version
 
 
