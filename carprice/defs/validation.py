@@ -9,10 +9,13 @@ from carprice.validation.checks import ALL_CHECKS, Outcome
 from carprice.validation.store import READMITTED
 
 CHECK_DESCRIPTIONS = {
+    "source_reference_reviewed": "The source has a reference a person reviewed; a new source's first batch waits "
+                                 "for that review (its profile is in the evidence).",
     "landed_columns_match_contract": "The landed file has the contract's columns, with their types.",
     "source_fields_match_reference": "Pages carry the schema.org fields the reference batches carried, with the "
                                      "same types.",
-    "values_within_contract": "Ranges, null rates, duplicates, reposts and spider rejects stay within their limits.",
+    "values_within_contract": "No impossible values; implausible shares, null rates, duplicates, reposts and spider "
+                              "rejects stay near the source's reference.",
     "units_and_currencies_consistent": "Prices and mileages are on the reference's scale; no unseen currency.",
     "distributions_match_reference": "Key fields have not drifted from the reference (PSI, Wasserstein).",
 }

@@ -16,6 +16,7 @@ from carprice.monitoring.alerts import Alert
 from carprice.validation import store
 from carprice.validation.checks import Outcome, run_checks
 from carprice.validation.profile import landed_columns, merge_profiles, profile_rows
+from carprice.validation.shipped import shipped_reference
 from carprice.validation.store import ACCEPTED, ADMITTED, QUARANTINED, READMIT, READMITTED
 from carprice.warehouse import Warehouse
 
@@ -49,7 +50,8 @@ class Verdict:
 def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdict:
     """Check an ingested batch against the contract and the reference, and record the verdict."""
     with wh.connect() as con:
-        ref = store.latest_reference(con, batch.source)
+        # The warehouse's own reference of the source, else the reviewed one the project ships for it.
+        ref = store.latest_reference(con, batch.source) or shipped_reference(batch.source)
         review = store.latest_review(con, batch.batch_id)
         columns = landed_columns(batch_file_bytes(batch, batch.listings_file))
         profile = profile_rows(con, [batch.batch_id])

@@ -1,8 +1,8 @@
 """The checks a landed batch must pass, as pure functions of profiles, schemas and thresholds.
 
 Each returns an Outcome: passed or not, the failures in words, and the numbers and thresholds behind
-them, so a quarantined batch says exactly why. With no reference yet (the first batch), checks that
-need one compare with the contract alone.
+them, so a quarantined batch says exactly why. A source's first batch has no reference: it is held for a
+person's review (``check_onboarded``), unless the project ships a reviewed reference for that source.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ CHECK_SOURCE_FIELDS = "source_fields_match_reference"
 CHECK_VALUES = "values_within_contract"
 CHECK_UNITS = "units_and_currencies_consistent"
 CHECK_DISTRIBUTIONS = "distributions_match_reference"
-ALL_CHECKS = (CHECK_COLUMNS, CHECK_SOURCE_FIELDS, CHECK_VALUES, CHECK_UNITS, CHECK_DISTRIBUTIONS)
+CHECK_ONBOARDED = "source_reference_reviewed"
+ALL_CHECKS = (CHECK_ONBOARDED, CHECK_COLUMNS, CHECK_SOURCE_FIELDS, CHECK_VALUES, CHECK_UNITS, CHECK_DISTRIBUTIONS)
 
 
 @dataclass
@@ -85,15 +86,26 @@ def _dominant(types: dict[str, float]) -> str:
 
 
 def check_values(batch: dict, reference: dict | None, cfg: ValidationConfig) -> Outcome:
-    """Ranges, null rates per field, duplicates, reposts and the spider's reject rate."""
+    """Impossible values (absolute), then against the source's reference: plausible-range shares, null rates,
+    duplicates, reposts and the spider's reject rate."""
     failures: list[str] = []
     metrics: dict = {"rows": batch["n"]}
     if batch["n"] == 0:
         return _outcome(CHECK_VALUES, ["no listings in the batch"], metrics)
-    out = {f: r for f, r in batch["out_of_range_rate"].items() if r and r > cfg.max_out_of_range_rate}
+    impossible = {f: r for f, r in batch.get("impossible_rate", {}).items() if r and r > cfg.max_impossible_rate}
+    if impossible:
+        failures.append("impossible values: " + ", ".join(f"{f} {r:.1%}" for f, r in impossible.items())
+                        + f" (max {cfg.max_impossible_rate:.0%})")
+    ref = reference or {}
+    # Without a reference (a source being onboarded) only the absolute contract and required fields apply.
+    out = {}
+    for f, r in batch["out_of_range_rate"].items():
+        allowed = (ref.get("out_of_range_rate", {}).get(f) or 0.0) + cfg.out_of_range_rise
+        if reference is not None and r and r > allowed:
+            out[f] = {"now": round(r, 4), "allowed": round(allowed, 4)}
     if out:
-        failures.append("out of range: " + ", ".join(f"{f} {r:.1%}" for f, r in out.items())
-                        + f" (max {cfg.max_out_of_range_rate:.0%})")
+        failures.append("out of plausible range: " + ", ".join(f"{f} {v['now']:.1%} > {v['allowed']:.1%}"
+                                                                for f, v in out.items()))
     null_rise = {}
     for f in NULL_TRACKED:
         now = batch["null_rate"].get(f) or 0.0
@@ -103,28 +115,69 @@ def check_values(batch: dict, reference: dict | None, cfg: ValidationConfig) -> 
     if null_rise:
         failures.append("null rates: " + ", ".join(f"{f} {v['now']:.1%} > {v['allowed']:.1%}"
                                                    for f, v in null_rise.items()))
-    for name, limit in (("duplicate_rate", cfg.max_duplicate_rate), ("repost_rate", cfg.max_repost_rate),
-                        ("reject_rate", cfg.max_reject_rate)):
+    limits = {}
+    for name, rise in (("duplicate_rate", cfg.duplicate_rate_rise), ("repost_rate", cfg.repost_rate_rise),
+                       ("reject_rate", cfg.reject_rate_rise)):
         metrics[name] = round(batch[name], 4)
-        if batch[name] > limit:
-            failures.append(f"{name.replace('_', ' ')} {batch[name]:.1%} > {limit:.0%}")
+        limits[name] = round((ref.get(name) or 0.0) + rise, 4)
+        if reference is not None and batch[name] > limits[name]:
+            failures.append(f"{name.replace('_', ' ')} {batch[name]:.1%} > {limits[name]:.1%} "
+                            f"(reference {ref.get(name) or 0.0:.1%} + {rise:.0%})")
     metrics.update({"out_of_range": {f: round(r, 4) for f, r in batch["out_of_range_rate"].items() if r},
+                    "out_of_range_over_allowed": out, "impossible": impossible,
                     "null_rate_over_allowed": null_rise,
                     "top_reject_reasons": dict(list(batch["reject_reasons"].items())[:5]),
-                    "thresholds": {"max_out_of_range_rate": cfg.max_out_of_range_rate,
+                    "limits": limits if reference is not None else "onboarding: no reference yet",
+                    "thresholds": {"out_of_range_rise": cfg.out_of_range_rise,
+                                   "max_impossible_rate": cfg.max_impossible_rate,
                                    "null_rate_tolerance": cfg.null_rate_tolerance,
-                                   "max_duplicate_rate": cfg.max_duplicate_rate,
-                                   "max_repost_rate": cfg.max_repost_rate, "max_reject_rate": cfg.max_reject_rate}})
+                                   "duplicate_rate_rise": cfg.duplicate_rate_rise,
+                                   "repost_rate_rise": cfg.repost_rate_rise, "reject_rate_rise": cfg.reject_rate_rise}})
     return _outcome(CHECK_VALUES, failures, metrics)
 
 
 def _allowed_null_rate(field_name: str, reference: dict | None, cfg: ValidationConfig) -> float:
-    """Required fields are never null; others may rise a little over the reference (half null before one)."""
+    """Required fields are never null; others may rise a little over the reference (anything goes before one)."""
     if field_name in REQUIRED:
         return 0.0
     if reference is None:
-        return 0.5
+        return 1.0
     return (reference["null_rate"].get(field_name) or 0.0) + cfg.null_rate_tolerance
+
+
+def onboarding_summary(batch: dict) -> dict:
+    """What a reviewer needs to know of a new source's first batch: which fields it publishes, how often its
+    values are implausible, reposts, currencies and value ranges."""
+    nulls = batch["null_rate"]
+    ranges = {}
+    for name, q in batch["quantiles"].items():
+        if q:
+            low, mid, high = q[0], q[len(q) // 2], q[-1]
+            ranges[name] = [round(v, 2) for v in (low, mid, high)]
+    return {
+        "listings": batch["n"], "rejected_pages": batch["n_rejects"],
+        "fields_published": sorted(f for f in NULL_TRACKED if (nulls.get(f) or 0.0) < 1.0),
+        "fields_never_published": sorted(f for f in NULL_TRACKED if (nulls.get(f) or 0.0) >= 1.0),
+        "null_rates": {f: round(r, 3) for f, r in nulls.items() if r},
+        "implausible_shares": {f: round(r, 3) for f, r in batch["out_of_range_rate"].items() if r},
+        "repost_rate": round(batch["repost_rate"], 3), "duplicate_rate": round(batch["duplicate_rate"], 3),
+        "currencies": {c: round(s, 3) for c, s in batch["categories"].get("currency", {}).items()},
+        "ranges_p1_p50_p99": ranges,
+    }
+
+
+def check_onboarded(batch: dict, reference: dict | None) -> Outcome:
+    """A source is judged against a reference a person reviewed: its first batch is held until someone has."""
+    if reference is not None:
+        return _outcome(CHECK_ONBOARDED, [], {"reference_batches": len(reference.get("batch_ids", []))})
+    summary = onboarding_summary(batch)
+    never = ", ".join(summary["fields_never_published"]) or "none"
+    implausible = ", ".join(f"{f} {r:.0%}" for f, r in summary["implausible_shares"].items()) or "none"
+    currencies = ", ".join(f"{c} {s:.0%}" for c, s in summary["currencies"].items()) or "none"
+    return _outcome(CHECK_ONBOARDED, [
+        f"first batch of a new source: held for review ({summary['listings']} listings; never published: {never}; "
+        f"implausible: {implausible}; reposts {summary['repost_rate']:.0%}; currencies {currencies}). "
+        "Re-admitting it makes its profile the source's reference"], summary)
 
 
 def check_units(batch: dict, reference: dict | None, cfg: ValidationConfig) -> Outcome:
@@ -196,6 +249,7 @@ def check_distributions(batch: dict, reference: dict | None, cfg: ValidationConf
 def run_checks(landed_columns: dict[str, str], batch: dict, reference: dict | None,
                cfg: ValidationConfig) -> list[Outcome]:
     """Every check, in order; the batch is admitted only when all pass."""
-    return [check_columns(landed_columns), check_source_fields(batch, reference, cfg),
-            check_values(batch, reference, cfg), check_units(batch, reference, cfg),
+    return [check_onboarded(batch, reference), check_columns(landed_columns),
+            check_source_fields(batch, reference, cfg), check_values(batch, reference, cfg),
+            check_units(batch, reference, cfg),
             check_distributions(batch, reference, cfg)]

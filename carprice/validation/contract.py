@@ -21,12 +21,24 @@ class Range:
     high: float
 
 
+# Plausible ranges: a value outside is suspicious (a placeholder price, a typo), and its share is compared with
+# the source's own reference; sites differ in how many such listings they carry.
 RANGES = {
     "price_eur": Range(300, 500_000),
     "mileage_km": Range(0, 1_000_000),
     "model_year": Range(1950, 2100),
     "power_kw": Range(20, 1_200),
     "doors": Range(1, 7),
+}
+
+# Values no real listing can have, as SQL over a raw row: the absolute contract. The spider already rejects
+# negative prices and mileages; a file or a hand-edited batch may still carry them.
+IMPOSSIBLE = {
+    "price_eur": "price_eur < 0",
+    "mileage_km": "mileage_km < 0",
+    "model_year": "model_year < 1886 OR model_year > year(try_cast(scraped_at AS TIMESTAMPTZ)) + 1",
+    "power_kw": "power_kw <= 0 OR power_kw > 2000",
+    "doors": "doors < 0 OR doors > 9",
 }
 
 # Fields whose null rate is compared with the reference.

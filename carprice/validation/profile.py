@@ -11,7 +11,7 @@ import json
 
 import duckdb
 
-from carprice.validation.contract import CATEGORICAL_DRIFT, NULL_TRACKED, NUMERIC_DRIFT, RANGES
+from carprice.validation.contract import CATEGORICAL_DRIFT, IMPOSSIBLE, NULL_TRACKED, NUMERIC_DRIFT, RANGES
 
 QUANTILES = [round(0.01 * i, 2) for i in range(1, 100)]
 _NUMERIC_SQL = {
@@ -69,17 +69,19 @@ def profile_rows(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
 def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
     nulls = ", ".join(f"{f} := avg(({f} IS NULL)::DOUBLE)" for f in NULL_TRACKED)
     ranges = ", ".join(f"{f} := avg(({f} < {r.low} OR {f} > {r.high})::DOUBLE)" for f, r in RANGES.items())
+    impossible = ", ".join(f"{f} := coalesce(avg(({sql})::DOUBLE), 0)" for f, sql in IMPOSSIBLE.items())
     quantiles = ", ".join(f"{name} := quantile_cont({sql}, {QUANTILES})" for name, sql in _NUMERIC_SQL.items())
     row = con.execute(f"""
         SELECT count(*) AS n,
                struct_pack({nulls}) AS null_rate,
                struct_pack({ranges}) AS out_of_range_rate,
+               struct_pack({impossible}) AS impossible_rate,
                struct_pack({quantiles}) AS quantiles,
                1 - count(DISTINCT coalesce(site_listing_id, {_PATH})) / greatest(count(*), 1) AS duplicate_rate,
                median(price_eur) FILTER (WHERE price_eur > 0) AS median_price_eur,
                median(mileage_km / {_AGE}) FILTER (WHERE mileage_km > 0) AS median_km_per_year
         FROM _rows""").fetchone()
-    n, null_rate, out_of_range, quantiles_row, duplicate_rate, median_price, median_kmy = row
+    n, null_rate, out_of_range, impossible, quantiles_row, duplicate_rate, median_price, median_kmy = row
     repost = con.execute("""
         SELECT CASE WHEN count(fp) = 0 THEN 0 ELSE 1 - count(DISTINCT fp) / count(fp) END FROM (
             SELECT concat_ws('|', lower(make), lower(model), model_year, mileage_km, fuel, color, region,
@@ -112,6 +114,7 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
         "reject_reasons": rejects,
         "null_rate": _floats(null_rate),
         "out_of_range_rate": _floats(out_of_range),
+        "impossible_rate": _floats(impossible),
         "duplicate_rate": float(duplicate_rate or 0.0),
         "repost_rate": float(repost or 0.0),
         "median_price_eur": _float(median_price),
@@ -136,8 +139,9 @@ def merge_profiles(profiles: list[dict]) -> dict:
     n_rejects = sum(p["n_rejects"] for p in profiles)
 
     def pooled(key: str) -> dict:
-        names = {k for p in profiles for k in p[key]}
-        return {k: _weighted([p[key].get(k) for p in profiles], weight) for k in sorted(names)}
+        # .get: references stored by an earlier version lack the newer rates.
+        names = {k for p in profiles for k in p.get(key, {})}
+        return {k: _weighted([p.get(key, {}).get(k) for p in profiles], weight) for k in sorted(names)}
 
     def shares(maps: list[dict]) -> dict:
         keys = {k for m in maps for k in m}
@@ -166,6 +170,7 @@ def merge_profiles(profiles: list[dict]) -> dict:
         "reject_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
         "null_rate": pooled("null_rate"),
         "out_of_range_rate": pooled("out_of_range_rate"),
+        "impossible_rate": pooled("impossible_rate"),
         "duplicate_rate": _weighted([p["duplicate_rate"] for p in profiles], weight),
         "repost_rate": _weighted([p["repost_rate"] for p in profiles], weight),
         "median_price_eur": _weighted([p["median_price_eur"] for p in profiles], weight),

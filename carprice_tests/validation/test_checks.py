@@ -80,16 +80,17 @@ def test_source_fields_missing_new_renamed_and_retyped():
     assert checks.check_source_fields(now, None, CFG).passed, "no reference yet: nothing to compare"
 
 
-def test_values_out_of_range_null_rise_duplicates_reposts_rejects():
+def test_values_against_the_source_reference_out_of_range_null_rise_duplicates_reposts_rejects():
     ref = profile()
     assert checks.check_values(profile(), ref, CFG).passed
     cases = {
-        "out of range: price_eur 60.0%": changed("out_of_range_rate/price_eur", 0.6),
+        "out of plausible range: price_eur 60.0% > 4.0%": changed("out_of_range_rate/price_eur", 0.6),
         "null rates: mileage_km 90.0% > 6.5%": changed("null_rate/mileage_km", 0.9),
         "null rates: make 1.0% > 0.0%": changed("null_rate/make", 0.01),
-        "duplicate rate 66.0% > 2%": changed("duplicate_rate", 0.66),
-        "repost rate 50.0% > 10%": changed("repost_rate", 0.5),
-        "reject rate 30.0% > 5%": changed("reject_rate", 0.3),
+        "duplicate rate 66.0% > 2.0% (reference 0.0% + 2%)": changed("duplicate_rate", 0.66),
+        "repost rate 50.0% > 7.0% (reference 2.0% + 5%)": changed("repost_rate", 0.5),
+        "reject rate 30.0% > 5.5% (reference 0.5% + 5%)": changed("reject_rate", 0.3),
+        "impossible values: model_year 5.0% (max 1%)": changed("impossible_rate", {"model_year": 0.05}),
     }
     for expected, batch in cases.items():
         out = checks.check_values(batch, ref, CFG)
@@ -97,10 +98,29 @@ def test_values_out_of_range_null_rise_duplicates_reposts_rejects():
     assert checks.check_values(profile(n=0), ref, CFG).failures == ["no listings in the batch"]
 
 
-def test_first_batch_is_judged_by_the_contract_alone():
-    assert checks.check_values(profile(), None, CFG).passed
-    out = checks.check_values(changed("null_rate/fuel", 0.7), None, CFG)
-    assert out.failures == ["null rates: fuel 70.0% > 50.0%"]
+def test_a_source_whose_normal_is_messy_is_judged_against_its_own_normal():
+    # A classifieds site: placeholder prices, fields it never publishes, reposts. Its reviewed reference says so.
+    messy = changed("out_of_range_rate/price_eur", 0.155, changed("repost_rate", 0.245, changed(
+        "null_rate/power_kw", 1.0, changed("null_rate/seller_type", 1.0))))
+    assert checks.check_values(messy, messy, CFG).passed
+    assert checks.check_values(changed("repost_rate", 0.26, messy), messy, CFG).passed, "a small move is normal"
+    worse = checks.check_values(changed("out_of_range_rate/price_eur", 0.4, messy), messy, CFG)
+    assert worse.failures == ["out of plausible range: price_eur 40.0% > 18.5%"]
+
+
+def test_a_new_source_is_held_for_onboarding_with_its_profile_and_only_the_absolute_contract_applies():
+    messy = changed("out_of_range_rate/price_eur", 0.155, changed("repost_rate", 0.245, changed(
+        "null_rate/power_kw", 1.0)))
+    assert checks.check_values(messy, None, CFG).passed, "nothing to compare rates with yet"
+    assert checks.check_values(changed("null_rate/make", 0.2), None, CFG).failures == ["null rates: make 20.0% > 0.0%"]
+    impossible = checks.check_values(changed("impossible_rate", {"price_eur": 0.02}), None, CFG)
+    assert impossible.failures == ["impossible values: price_eur 2.0% (max 1%)"]
+    held = checks.check_onboarded(messy, None)
+    assert not held.passed and held.failures[0].startswith("first batch of a new source: held for review")
+    assert "never published: power_kw" in held.failures[0] and "implausible: price_eur 16%" in held.failures[0]
+    assert held.metrics["fields_never_published"] == ["power_kw"] and held.metrics["repost_rate"] == 0.245
+    assert held.metrics["ranges_p1_p50_p99"]["mileage_km"] == [2000.0, 100000.0, 198000.0]
+    assert checks.check_onboarded(messy, messy).passed
 
 
 def test_units_prices_mileage_and_currencies():
@@ -172,3 +192,17 @@ def test_landed_columns_reads_the_families_of_the_first_lines_and_skips_what_is_
     assert landed_columns(data) == {"a": "number", "b": "text", "c": "text", "d": "boolean", "e": "nested"}
     assert landed_columns(b"") == {}
     assert landed_columns(b'{"a": 1}\n{"b": 1}', sample_lines=1) == {"a": "number"}
+
+
+def test_the_embedded_marketplace_ships_a_reviewed_reference_and_other_sources_none():
+    from carprice.validation.profile import merge_profiles
+    from carprice.validation.shipped import SHIPPED_REFERENCE_ID, shipped_reference
+
+    reference_id, reference = shipped_reference("automarkt")
+    assert reference_id == SHIPPED_REFERENCE_ID and reference["n"] > 1000
+    assert set(profile()) - {"impossible_rate"} <= set(reference), "the shipped profile has every profile key"
+    assert checks.check_onboarded(reference, reference).passed
+    assert shipped_reference("dealer_export") is None
+    # A reference stored before impossible_rate existed still merges with a new profile.
+    old = {k: v for k, v in reference.items() if k != "impossible_rate"}
+    assert merge_profiles([old, reference])["impossible_rate"] == reference["impossible_rate"]
