@@ -16,6 +16,7 @@ from carprice.config import ENV_VARS, Settings
 from carprice.ingest.file_import import FileImportError, import_file, parse_column_map
 from carprice.ingest.landing import read_batch
 from carprice.runs.clock import process_batch
+from carprice.validation.admission import readmit
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import clean_frame_from_market
 
@@ -104,8 +105,13 @@ def test_imported_files_go_through_checks_and_training(tmp_path, monkeypatch):
     export.to_parquet(tmp_path / "export.parquet")
     first = read_batch(import_file(tmp_path / "export.parquet", settings.landing_dir, "dealer_export",
                                    {"mileage_raw": "km"}))
+    held = process_batch(settings, first.batch_id)
+    # A new source: its first batch waits for a person, who makes its profile the source's reference.
+    assert held.status == "quarantined" and list(held.failed_checks) == ["source_reference_reviewed"], held.render()
+    assert "first batch of a new source: held for review" in held.failed_checks["source_reference_reviewed"]
+    readmit(Warehouse(settings.warehouse_path), first.batch_id, "ana", "a dealer export we trust")
     summary = process_batch(settings, first.batch_id)
-    assert summary.status == "accepted" and summary.promoted, summary.render()
+    assert summary.status == "readmitted" and summary.promoted, summary.render()
     assert summary.valued > 0
 
     scaled = export_frame(seed=9).assign(price=lambda d: d["price"] * 100)
@@ -137,7 +143,7 @@ def test_an_import_whose_rows_are_mostly_rejected_says_why_first_and_still_lands
     batch = read_batch(folder)
     assert batch.manifest["counts"] | {"pages": 0} == {"listings": 6, "rejects": n - 6, "rows": n, "pages": 0}
     assert len(batch.rejects_file.read_text().splitlines()) == n - 6
-    assert status == 3 and "batch quarantined" in out and "reject rate " in out, out
+    assert status == 3 and "batch quarantined" in out and "held for review (6 listings" in out, out
 
 
 def test_a_file_without_dates_is_imported_trained_on_and_judged(tmp_path):
@@ -149,6 +155,10 @@ def test_a_file_without_dates_is_imported_trained_on_and_judged(tmp_path):
     run = subprocess.run([carprice, "import", str(tmp_path / "export.csv"), "--source", "no_dates", "--data-dir",
                           str(data_dir), "--map", "km=mileage_raw"], env=env, capture_output=True, text=True,
                          timeout=900)
+    assert run.returncode == 3 and "held for review" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
+    batch_id = next((data_dir / "landing" / "no_dates").iterdir()).name
+    run = subprocess.run([carprice, "batches", "readmit", batch_id, "--by", "ana", "--note", "reviewed",
+                          "--data-dir", str(data_dir)], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     wh = Warehouse(Settings(data_dir=data_dir, dagster_home=data_dir / "dagster").warehouse_path)
     model = wh.query("SELECT version, split, train_cutoff FROM model_registry").iloc[0]

@@ -25,20 +25,12 @@ IMPORT_OPTIONS = [
     "{Mfg_Year}-{Mfg_Month}=first_registration", "Doors=doors", "Color=color", "Id=site_listing_id",
     "--set", "make=Toyota", "listed_at=2004-08-01", "--currency", "EUR", "--mileage-unit", "km", "--power-unit", "hp",
 ]
-# The platform's training still splits by listing date, and one date cannot be split (issue 10, being fixed).
-NO_DATES_CRASH = "cannot split"
 
 
 def carprice(*args: str, home: Path) -> subprocess.CompletedProcess:
     """Run the installed ``carprice`` command as a person would, with its own Dagster home."""
     return subprocess.run([str(Path(sys.executable).with_name("carprice")), *args],
                           env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, text=True, timeout=900)
-
-
-def _training_crashed_on_dates(proc: subprocess.CompletedProcess) -> None:
-    if proc.returncode == 2 and NO_DATES_CRASH in proc.stderr:
-        error = next(line for line in proc.stderr.splitlines() if line.startswith("carprice: error:"))
-        pytest.xfail(f"training assumes listing dates (issue 10): {error}")
 
 
 def test_toyota_corolla_is_imported_admitted_and_a_first_model_judged(toyota_corolla_csv, tmp_path):
@@ -56,19 +48,16 @@ def test_toyota_corolla_is_imported_admitted_and_a_first_model_judged(toyota_cor
     assert f": {ROWS:,} listings, 0 rejects\n  all {ROWS:,} rows read as listings\n" in imported.stdout, \
         imported.stdout + imported.stderr[-3000:]
     batch_id = re.search(r"^landed (\S+):", imported.stdout, re.M).group(1)
-    _training_crashed_on_dates(imported)
-    if imported.returncode == 3:
-        # Quarantined, as of 2026-11 by values_within_contract: null rates of transmission, body, seller_type and
-        # region 100% > 50%; a file that has no such columns is not a broken source. A reviewer would admit it,
-        # and so does the test (per-source contracts learned from review are issue 10's other half).
-        assert "values_within_contract: null rates:" in imported.stdout, imported.stdout
-        readmitted = carprice("batches", "readmit", batch_id, "--data-dir", str(data), "--by", "test", "--note",
-                              "dmba ToyotaCorolla: real listings; the file has no transmission, body, seller or "
-                              "region columns", home=home)
-        _training_crashed_on_dates(readmitted)
-        assert readmitted.returncode in (0, 3), readmitted.stderr[-3000:]
-    else:
-        assert imported.returncode == 0, imported.stderr[-3000:]
+    # A new source: its first batch is held for onboarding with its profile, and a reviewer admits it.
+    assert imported.returncode == 3 and "source_reference_reviewed: first batch of a new source" in imported.stdout, \
+        imported.stdout[-3000:] + imported.stderr[-3000:]
+    assert "never published: body, region, seller_type, transmission" in imported.stdout, imported.stdout
+    readmitted = carprice("batches", "readmit", batch_id, "--data-dir", str(data), "--by", "test", "--note",
+                          "dmba ToyotaCorolla: real listings; the file has no transmission, body, seller or "
+                          "region columns", home=home)
+    assert readmitted.returncode == 0, readmitted.stdout[-3000:] + readmitted.stderr[-3000:]
+    # Every listing has the same date and one import has one first-seen time: a random split by car.
+    assert "listing dates could not split the data" in readmitted.stdout, readmitted.stdout[-3000:]
 
     with duckdb.connect(str(data / "warehouse-snapshot.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM raw_listings WHERE batch_id = ?", [batch_id]).fetchone()[0] == ROWS
