@@ -38,6 +38,8 @@ class CarListing:
     site_listing_id: str | None = None
     # JSON object {"offers.price": "string", ...}: which schema.org properties the page had, and their types.
     source_fields: str | None = None
+    # JSON object {"title_status": "clean", ...}: the page's additionalProperty name/value pairs (parsing.py caps them).
+    properties: str | None = None
     # Filled by NormalizePipeline.
     make: str | None = None
     model_year: int | None = None

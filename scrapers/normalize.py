@@ -202,14 +202,50 @@ def month_date(value: str | None) -> str | None:
 
 
 def condition(value: str | None) -> str | None:
-    """Condition word; schema.org condition URLs become "used", "new" or "damaged"."""
+    """Condition word ("Like-New" -> "like new"); schema.org condition URLs become "new", "poor" or "good"."""
     if not value:
         return None
     text = value.strip()
     if "/" in text:
         word = text.rsplit("/", 1)[-1].replace("Condition", "").lower()
         return {"used": None, "new": "new", "damaged": "poor", "refurbished": "good"}.get(word, word)
-    return text.lower()
+    return re.sub(r"[\s_-]+", " ", text.lower()).strip() or None
+
+
+# Title brands as US classifieds state them, keyed by a folded spelling.
+_TITLE_STATUSES = {
+    "clean": "clean", "clear": "clean", "salvage": "salvage", "salvaged": "salvage", "rebuilt": "rebuilt",
+    "rebuild": "rebuilt", "reconstructed": "rebuilt", "restored": "rebuilt", "lien": "lien", "missing": "missing",
+    "lost": "missing", "no title": "missing", "parts only": "parts only", "parts": "parts only",
+    "non repairable": "parts only", "junk": "parts only",
+}
+_DRIVES = {
+    "fwd": "fwd", "front wheel drive": "fwd", "front": "fwd", "rwd": "rwd", "rear wheel drive": "rwd", "rear": "rwd",
+    "4wd": "4wd", "4x4": "4wd", "four wheel drive": "4wd", "awd": "awd", "all wheel drive": "awd",
+    "4matic": "awd", "quattro": "awd", "xdrive": "awd",
+}
+
+
+def title_status(value: str | None) -> str | None:
+    """Title status: clean, salvage, rebuilt, lien, missing or parts only (other words kept folded)."""
+    if not value or not _fold(value):
+        return None
+    return _TITLE_STATUSES.get(_fold(value).removesuffix(" title").strip(), _fold(value))
+
+
+def drive(value: str | None) -> str | None:
+    """Driven wheels: fwd, rwd, 4wd or awd (other words kept folded)."""
+    if not value or not _fold(value):
+        return None
+    return _DRIVES.get(_fold(value), _fold(value))
+
+
+def cylinders(value: str | None) -> int | None:
+    """Number of cylinders from "6 cylinders", "V8" or "4"; None for other text ("other", "rotary")."""
+    match = re.fullmatch(r"\s*[vihw]?\s*(\d{1,2})\s*(cyl|cyls|cylinders?)?\s*", (value or "").lower())
+    number = int(match.group(1)) if match else None
+    # Road cars have 1 to 16; anything else is a misread (an engine size, a model number).
+    return number if number is not None and 1 <= number <= 16 else None
 
 
 # The warehouse stores whole numbers as 64-bit integers.

@@ -7,6 +7,7 @@ shape), so a site that marks its cars up either way reads the same.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin
@@ -96,12 +97,29 @@ def _quantity(value: Any) -> tuple[str | None, str | None]:
     return _text(value), None
 
 
-def _property(entity: dict, name: str) -> str | None:
+# A hostile or broken page must not bloat a row: at most this many properties, keys and values this long.
+MAX_PROPERTIES = 40
+MAX_PROPERTY_KEY_CHARS = 40
+MAX_PROPERTY_VALUE_CHARS = 200
+
+
+def property_key(name: str) -> str:
+    """A property name as a map key: lower case, runs of anything but letters and digits as one ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")[:MAX_PROPERTY_KEY_CHARS]
+
+
+def additional_properties(entity: dict) -> dict[str, str]:
+    """The entity's ``additionalProperty`` PropertyValue pairs as {key: text}; the first value of a key wins."""
     props = entity.get("additionalProperty") or []
+    out: dict[str, str] = {}
     for prop in props if isinstance(props, list) else [props]:
-        if isinstance(prop, dict) and str(prop.get("name", "")).lower() == name:
-            return _text(prop.get("value"))
-    return None
+        if not isinstance(prop, dict) or len(out) >= MAX_PROPERTIES:
+            continue
+        name, value = _text(prop.get("name") or prop.get("propertyID")), _text(prop.get("value"))
+        key = property_key(name) if name else ""
+        if key and value is not None and key not in out:
+            out[key] = value[:MAX_PROPERTY_VALUE_CHARS]
+    return out
 
 
 def field_types(entity: dict, prefix: str = "", depth: int = 3) -> dict[str, str]:
@@ -146,6 +164,7 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
     address = _first(place.get("address")) if isinstance(place, dict) else None
     region = _text(address.get("addressRegion")) if isinstance(address, dict) else _text(address)
     price, currency = offer.get("price"), offer.get("priceCurrency")
+    properties = additional_properties(entity)
     spec = _first(offer.get("priceSpecification"))
     if isinstance(spec, dict):  # the specification carries its own price and currency
         price = spec.get("price") if price is None else price
@@ -165,7 +184,7 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
         power_raw=power, power_unit_raw=power_unit,
         color=_text(entity.get("color")),
         doors_raw=_text(entity.get("numberOfDoors")),
-        condition_raw=_property(entity, "condition") or _text(entity.get("itemCondition")),
+        condition_raw=properties.get("condition") or _text(entity.get("itemCondition")),
         price_raw=_text(price),
         currency_raw=_text(currency),
         seller_type_raw=(sorted(_types(seller)) or [None])[0] if isinstance(seller, dict) else None,
@@ -174,6 +193,7 @@ def listing_from_entity(entity: dict, url: str, source: str, scraped_at: str, pa
         listed_at_raw=_text(offer.get("validFrom") or entity.get("datePosted")),
         site_listing_id=_text(entity.get("sku") or entity.get("productID")),
         source_fields=json.dumps(field_types(entity), sort_keys=True),
+        properties=json.dumps(properties, sort_keys=True, ensure_ascii=False) if properties else None,
     )
 
 

@@ -18,7 +18,7 @@ CLEAN_COLUMNS = [
     "listing_key", "url", "source", "batch_id", "first_seen_at", "last_seen_at", "is_current", "title", "description",
     "make", "model", "model_year", "first_registration", "mileage_km", "fuel", "transmission", "body",
     "power_kw", "color", "doors", "condition", "price_eur", "currency", "seller_type", "region", "listed_at",
-    "listed_at_stated",
+    "listed_at_stated", "properties",
 ]
 
 
@@ -119,6 +119,8 @@ def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str]
     if raw.empty:
         empty = pd.DataFrame(columns=CLEAN_COLUMNS)
         return empty, empty.assign(reason=pd.Series(dtype="object"))
+    if "properties" not in raw:  # observations from before listings carried their additionalProperty map
+        raw = raw.assign(properties=None)
     latest = latest_observations(raw)
     latest["is_current"] = mark_current(latest, latest_batch_by_source)
     latest["listed_at"] = pd.to_datetime(latest["listed_at"], errors="coerce")

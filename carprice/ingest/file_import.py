@@ -28,7 +28,7 @@ from scrapers.settings import EUR_PER_UNIT
 
 # The raw fields a file column or a constant may fill; the normalized ones are computed from them.
 RAW_FIELDS = {f.name for f in dataclasses.fields(CarListing)} - {
-    "source", "scraped_at", "page_format", "source_fields", "make", "model_year", "first_registration",
+    "source", "scraped_at", "page_format", "source_fields", "properties", "make", "model_year", "first_registration",
     "mileage_km", "fuel", "transmission", "body", "power_kw", "doors", "condition", "price", "currency",
     "price_eur", "seller_type", "listed_at"}
 # A person names a field as the listing has it ("mileage") or as the spider's raw field ("mileage_raw").

@@ -38,6 +38,9 @@ LISTING_COLUMNS = _columns(CarListing)
 REJECT_COLUMNS = _columns(Reject)
 # raw_listings: the item's columns behind the batch they came in and when it was ingested.
 RAW_COLUMNS = {"batch_id": "VARCHAR", "ingested_at": "TIMESTAMPTZ", **LISTING_COLUMNS}
+# Listing columns added after warehouses and batch files existed without them: an existing raw_listings table gets
+# them on connect, and a batch file landed by an earlier spider may lack them (they read as null).
+ADDED_COLUMNS = ("properties",)
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS batches (
@@ -47,6 +50,7 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS raw_listings ("
     + ", ".join(f"{name} {sql}{' NOT NULL' if name in ('batch_id', 'ingested_at') else ''}"
                 for name, sql in RAW_COLUMNS.items()) + ")",
+    *(f"ALTER TABLE raw_listings ADD COLUMN IF NOT EXISTS {name} {LISTING_COLUMNS[name]}" for name in ADDED_COLUMNS),
     "CREATE TABLE IF NOT EXISTS raw_rejects (batch_id VARCHAR NOT NULL, ingested_at TIMESTAMPTZ NOT NULL, "
     + ", ".join(f"{name} {sql}" for name, sql in REJECT_COLUMNS.items()) + ")",
 ]

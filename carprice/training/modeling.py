@@ -12,7 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from carprice.training.features import CATEGORICAL, FEATURES
+from carprice.training.features import CATEGORICAL, PROPERTY_NUMERIC, is_property_feature, model_features
 from carprice.training.linear import RidgeLogPrice
 from carprice.training.splitting import split_holdout
 
@@ -85,17 +85,22 @@ class PriceModel:
         return np.exp(log + self.interval[0]), np.exp(log), np.exp(log + self.interval[1])
 
 
-def category_levels(df: pd.DataFrame) -> dict[str, list[str]]:
-    """Sorted levels of each categorical column, as the model will know them."""
-    return {c: sorted(df[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL if c in df}
+def category_levels(df: pd.DataFrame, features: list[str] | None = None) -> dict[str, list[str]]:
+    """Sorted levels of each categorical column (of ``features``, when given), as the model will know them."""
+    columns = CATEGORICAL + [c for c in features or [] if is_property_feature(c) and c not in PROPERTY_NUMERIC]
+    return {c: sorted(df[c].dropna().astype(str).unique().tolist()) for c in columns if c in df}
 
 
 def to_matrix(df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
-    """Columns in ``features`` order; categoricals as pandas ``category`` with fixed levels."""
-    missing = [f for f in features if f not in df.columns]
+    """Columns in ``features`` order; categoricals as pandas ``category`` with fixed levels.
+
+    A property column the frame lacks (a site or a request without that property) is all missing; any other
+    missing column is an error.
+    """
+    missing = [f for f in features if f not in df.columns and not is_property_feature(f)]
     if missing:
         raise KeyError(f"feature columns missing: {missing}")
-    X = df[features].copy()
+    X = df.reindex(columns=features)
     for col, levels in categories.items():
         X[col] = pd.Categorical(X[col].astype("string").astype(object), categories=levels)
     for col in features:
@@ -108,10 +113,10 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
     """Fit LightGBM on ``log_price``; a tenth of ``train`` (the newest, when dates can tell) picks the number of
     rounds."""
     params = {**DEFAULT_PARAMS, **(params or {})}
-    features = features or FEATURES
+    features = features or model_features(train)
     if len(train) < MIN_TRAIN_ROWS:
         raise ValueError(f"need at least {MIN_TRAIN_ROWS} listings to train, got {len(train)}")
-    categories = category_levels(train)
+    categories = category_levels(train, features)
     # The newest tenth when dates allow, else the same fallbacks as the holdout (never a crash on dateless data).
     fit, valid, fold = split_holdout(train, 0.1, min_rows=MIN_CALIBRATION_ROWS)
     base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit)

@@ -11,7 +11,14 @@ import math
 from dataclasses import dataclass, field
 
 from carprice.config import ValidationConfig
-from carprice.validation.contract import CATEGORICAL_DRIFT, NULL_TRACKED, NUMERIC_DRIFT, REQUIRED, contract_columns
+from carprice.validation.contract import (
+    CATEGORICAL_DRIFT,
+    NULL_TRACKED,
+    NUMERIC_DRIFT,
+    OPTIONAL_COLUMNS,
+    REQUIRED,
+    contract_columns,
+)
 
 CHECK_COLUMNS = "landed_columns_match_contract"
 CHECK_SOURCE_FIELDS = "source_fields_match_reference"
@@ -44,12 +51,14 @@ def check_columns(landed: dict[str, str], contract: dict[str, str] | None = None
     """The landed file's columns (name -> type family) against the contract: new, missing, retyped."""
     contract = contract or contract_columns()
     new = sorted(set(landed) - set(contract))
-    missing = sorted(set(contract) - set(landed))
+    absent = set(contract) - set(landed)
+    missing = sorted(absent - set(OPTIONAL_COLUMNS))
     retyped = sorted(f"{c}: {contract[c]} -> {landed[c]}" for c in set(landed) & set(contract)
                      if landed[c] not in (contract[c], "null"))
     failures = ([f"new columns {new}"] if new else []) + ([f"missing columns {missing}"] if missing else []) \
         + ([f"retyped columns {retyped}"] if retyped else [])
     return _outcome(CHECK_COLUMNS, failures, {"new": new, "missing": missing, "retyped": retyped,
+                                              "absent_optional": sorted(absent & set(OPTIONAL_COLUMNS)),
                                               "columns": len(landed), "contract_columns": len(contract)})
 
 
@@ -64,6 +73,12 @@ def check_source_fields(batch: dict, reference: dict | None, cfg: ValidationConf
                      and now.get(k, {"share": 0.0})["share"] < cfg.field_missing_share)
     new = sorted(k for k, v in now.items() if v["share"] >= cfg.field_new_share
                  and ref.get(k, {"share": 0.0})["share"] < cfg.field_missing_share)
+    if "properties" in reference:  # a reference profiled before properties were read cannot judge them
+        now_props, ref_props = batch.get("properties", {}), reference["properties"]
+        missing += sorted(f"additionalProperty.{k}" for k, share in ref_props.items()
+                          if share >= cfg.field_present_share and now_props.get(k, 0.0) < cfg.field_missing_share)
+        new += sorted(f"additionalProperty.{k}" for k, share in now_props.items()
+                      if share >= cfg.field_new_share and ref_props.get(k, 0.0) < cfg.field_missing_share)
     retyped = []
     for key in sorted(set(now) & set(ref)):
         if ref[key]["share"] < cfg.field_present_share or now[key]["share"] < cfg.field_present_share:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from carprice.ingest.store import LISTING_COLUMNS
+from carprice.ingest.store import ADDED_COLUMNS, LISTING_COLUMNS
 
 # Fields a listing cannot be priced without; the spider already rejects rows missing them.
 REQUIRED = ("url", "make", "model", "price_eur")
@@ -20,6 +20,10 @@ class Range:
     low: float
     high: float
 
+
+# Columns a landed file may lack: added after spiders that did not write them had landed batches; ingest reads
+# them as null, so such a batch is as usable as it was before.
+OPTIONAL_COLUMNS = ADDED_COLUMNS
 
 # Plausible ranges: a value outside is suspicious (a placeholder price, a typo), and its share is compared with
 # the source's own reference; sites differ in how many such listings they carry.

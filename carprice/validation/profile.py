@@ -2,7 +2,8 @@
 
 A profile is a plain JSON-able dict: row counts, null and out-of-range rates, duplicate and repost
 rates, quantiles of numeric fields, shares of categories, the schema.org fields pages carried and
-their types, and the spider's reject rate. Checks compare a batch's profile with the reference's.
+their types, the additionalProperty keys they carried, and the spider's reject rate. Checks compare
+a batch's profile with the reference's.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
     for entry in source_fields.values():
         total = sum(entry["types"].values())
         entry["types"] = {t: c / total for t, c in entry["types"].items()}
+    # The additionalProperty keys pages carry, each with the share of listings that have it.
+    properties = {key: count / n for key, count in con.execute(
+        "SELECT key, count(*) FROM (SELECT unnest(json_keys(properties)) AS key FROM _rows "
+        "WHERE json_valid(properties) AND json_type(properties) = 'OBJECT') GROUP BY key").fetchall()}
     rejects = dict(con.execute(
         "SELECT reason, count(*) FROM raw_rejects WHERE list_contains(?, batch_id) GROUP BY reason ORDER BY 2 DESC",
         [batch_ids]).fetchall())
@@ -122,6 +127,7 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
         "quantiles": {name: list(values) if values else None for name, values in quantiles_row.items()},
         "categories": categories,
         "source_fields": source_fields,
+        "properties": properties,
     }
 
 
@@ -153,6 +159,13 @@ def merge_profiles(profiles: list[dict]) -> dict:
         source_fields[key] = {"share": sum(w * e["share"] for e, w in zip(entries, weight)),
                               "types": _normalized(shares([{t: s * e["share"] for t, s in e["types"].items()}
                                                            for e in entries]))}
+    # Profiles stored by an earlier version did not look at properties: pool only those that did.
+    with_properties = [p for p in profiles if "properties" in p]
+    properties = {}
+    if with_properties:
+        n_with = sum(p["n"] for p in with_properties)
+        for key in {k for p in with_properties for k in p["properties"]}:
+            properties[key] = sum(p["n"] * p["properties"].get(key, 0.0) for p in with_properties) / n_with
     reasons: dict[str, int] = {}
     for p in profiles:
         for reason, count in p["reject_reasons"].items():
@@ -179,6 +192,7 @@ def merge_profiles(profiles: list[dict]) -> dict:
         "categories": {f: shares([p["categories"].get(f, {}) for p in profiles])
                        for f in {f for p in profiles for f in p["categories"]}},
         "source_fields": source_fields,
+        **({"properties": properties} if with_properties else {}),
     }
 
 

@@ -6,10 +6,14 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from carprice.config import ValidationConfig
 from carprice.ingest.landing import Batch, BatchError, batch_file_bytes, read_batch, scan_landing
-from carprice.ingest.store import ingest_batch
+from carprice.ingest.store import RAW_COLUMNS, ingest_batch
+from carprice.validation.admission import validate_batch
+from carprice.validation.checks import CHECK_COLUMNS
 from carprice.warehouse import Warehouse
 from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
@@ -165,3 +169,31 @@ def test_a_batch_file_that_is_not_a_regular_file_is_refused(tmp_path):
     batch.rejects_file.mkdir()
     with pytest.raises(BatchError, match="rejects.jsonl is not a regular file"):
         ingest_batch(Warehouse(tmp_path / "wh.duckdb"), batch)
+
+
+def test_a_warehouse_from_before_properties_ingests_and_validates_old_and_new_batches(tmp_path):
+    path = tmp_path / "wh.duckdb"
+    old_columns = {k: v for k, v in RAW_COLUMNS.items() if k != "properties"}
+    with duckdb.connect(str(path)) as con:  # raw_listings as an earlier version created it, with a row
+        con.execute(f"CREATE TABLE raw_listings ({', '.join(f'{k} {v}' for k, v in old_columns.items())})")
+        con.execute("INSERT INTO raw_listings (batch_id, ingested_at, url, source) VALUES ('old', now(), 'u', 'src')")
+    wh = Warehouse(path)
+    # A batch landed by the earlier spider (no properties key) and one by this spider (with the map).
+    old_batch = landed_batch(tmp_path / "landing-old")
+    rows = [json.loads(line) for line in old_batch.listings_file.read_bytes().splitlines()]
+    old_batch.listings_file.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "properties"}) + "\n"
+                                               for r in rows))
+    writer = BatchWriter(tmp_path / "landing-new", "src")
+    for i in range(2):
+        item = CarListing(url=f"https://cars.example/n{i}", source="src", scraped_at=SCRAPED_AT, page_format="json-ld",
+                          make_raw="Ford", model="F-150", price_raw="18500", currency_raw="USD", model_year_raw="2014",
+                          properties=json.dumps({"title_status": "clean", "drive": "4wd"}))
+        writer.add_listing(asdict(normalize_listing(item, EUR_PER_UNIT)))
+    new_batch = read_batch(writer.finish(finish_reason="finished"))
+    for batch in (old_batch, new_batch):
+        assert ingest_batch(wh, batch)["listings"] == 2
+        verdict = validate_batch(wh, batch, ValidationConfig())
+        assert next(o for o in verdict.outcomes if o.name == CHECK_COLUMNS).passed
+    assert verdict.profile["properties"] == {"title_status": 1.0, "drive": 1.0}
+    stored = wh.query("SELECT batch_id, properties FROM raw_listings ORDER BY batch_id, url")
+    assert stored["properties"].isna().sum() == 3  # the old row and the old batch's two

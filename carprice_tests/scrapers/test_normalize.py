@@ -249,3 +249,37 @@ def test_a_whole_number_beyond_64_bits_is_kept_for_listing_problem_to_reject():
 
 def test_missing_mileage_is_not_a_problem():
     assert listing_problem(normalized(mileage_raw=None, mileage_unit_raw=None), EUR_PER_UNIT) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Clean", "clean"), ("clean title", "clean"), ("Salvage", "salvage"), ("REBUILT", "rebuilt"),
+    ("lien", "lien"), ("Missing", "missing"), ("parts only", "parts only"), ("Parts-Only", "parts only"),
+    ("bonded", "bonded"),  # unknown words are kept, folded
+    ("", None), (None, None),
+])
+def test_title_status(text, expected):
+    assert normalize.title_status(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("FWD", "fwd"), ("front-wheel drive", "fwd"), ("rwd", "rwd"), ("4x4", "4wd"), ("4WD", "4wd"),
+    ("All Wheel Drive", "awd"), ("quattro", "awd"), (" ", None), (None, None),
+])
+def test_drive(text, expected):
+    assert normalize.drive(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("8 cylinders", 8), ("V6", 6), ("4", 4), ("10 cyl", 10), ("other", None), ("2.0L", None), ("99", None),
+    (None, None),
+])
+def test_cylinders(text, expected):
+    assert normalize.cylinders(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Like-New", "like new"), ("like_new", "like new"), ("Excellent", "excellent"), ("fair", "fair"),
+    ("https://schema.org/NewCondition", "new"), ("https://schema.org/UsedCondition", None), ("  ", None),
+])
+def test_condition_words(text, expected):
+    assert normalize.condition(text) == expected

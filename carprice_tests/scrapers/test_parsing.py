@@ -17,7 +17,17 @@ from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import index_page, page_count
 from carprice_tests.conftest import PAGES
 from scrapers.items import CarListing, Reject
-from scrapers.parsing import extract_entities, field_types, listing_links, next_page_link, parse_listing_page
+from scrapers.parsing import (
+    MAX_PROPERTIES,
+    MAX_PROPERTY_KEY_CHARS,
+    MAX_PROPERTY_VALUE_CHARS,
+    additional_properties,
+    extract_entities,
+    field_types,
+    listing_links,
+    next_page_link,
+    parse_listing_page,
+)
 from scrapers.pipelines import listing_problem, normalize_listing
 from scrapers.settings import EUR_PER_UNIT
 
@@ -62,7 +72,7 @@ def test_automarkt_jsonld_detail_page_reads_every_raw_field():
         color="white", doors_raw="5", condition_raw="good",
         price_raw="23,750.00", currency_raw="GBP",
         seller_type_raw="Person", seller_name="Private seller", region="Greater London",
-        listed_at_raw="2025-12-26", site_listing_id="14469",
+        listed_at_raw="2025-12-26", site_listing_id="14469", properties='{"condition": "good"}',
     )
 
 
@@ -79,7 +89,7 @@ def test_automarkt_microdata_detail_page_reads_every_raw_field():
         color="grey", doors_raw="5", condition_raw="good",
         price_raw="EUR 7,290", currency_raw="EUR",
         seller_type_raw="AutoDealer", seller_name="Autohaus 321", region="Masovia",
-        listed_at_raw="2025-10-23", site_listing_id="8036",
+        listed_at_raw="2025-10-23", site_listing_id="8036", properties='{"condition": "good"}',
     )
 
 
@@ -284,3 +294,37 @@ def test_field_types_names_json_types_and_stops_at_depth():
     entity = {"@type": "Car", "a": 1, "b": "x", "c": [1, 2], "d": {"e": {"f": {"g": 1}}}, "h": None, "i": True}
     assert field_types(entity) == {"a": "number", "b": "string", "c": "array", "d.e.f": "object",
                                    "h": "null", "i": "boolean"}
+
+
+# --- additionalProperty ---------------------------------------------------------------------
+
+ADDITIONAL_URL = "https://classifieds.example/tulsa/cto/2014-ford-f150/7712.html"
+
+
+def test_additional_property_pairs_become_a_key_value_map():
+    item = parse_listing_page(page("listing_additional_property.html"), ADDITIONAL_URL, SOURCE, SCRAPED_AT)
+    assert isinstance(item, CarListing), item
+    # Keys folded to snake case, propertyID read when there is no name, values as text, pairs without a value
+    # and entries that are not PropertyValues left out.
+    assert json.loads(item.properties) == {
+        "condition": "Excellent", "title_status": "Rebuilt", "cylinders": "8 cylinders", "drive": "4WD",
+        "size": "full-size", "vehicle_type": "pickup", "doors": "4"}
+    # The page states its condition only as a property.
+    assert item.condition_raw == "Excellent"
+    assert normalize_listing(item, EUR_PER_UNIT).condition == "excellent"
+
+
+def test_additional_property_as_one_dict_and_capped_against_hostile_pages():
+    single = {"@type": "Car", "additionalProperty": {"@type": "PropertyValue", "name": "Drive", "value": "AWD"}}
+    assert additional_properties(single) == {"drive": "AWD"}
+    many = [{"name": f"Key {i}", "value": "x" * 10_000} for i in range(500)]
+    many.insert(0, {"name": "K" * 500, "value": "long key"})
+    props = additional_properties({"additionalProperty": many})
+    assert len(props) == MAX_PROPERTIES
+    assert max(len(k) for k in props) == MAX_PROPERTY_KEY_CHARS
+    assert max(len(v) for v in props.values()) == MAX_PROPERTY_VALUE_CHARS
+
+
+def test_a_page_without_additional_property_has_no_map():
+    item = parsed_listing("othersite_product_offer.html", "https://othersite.example/offer/1")
+    assert item.properties is None

@@ -206,3 +206,27 @@ def test_the_embedded_marketplace_ships_a_reviewed_reference_and_other_sources_n
     # A reference stored before impossible_rate existed still merges with a new profile.
     old = {k: v for k, v in reference.items() if k != "impossible_rate"}
     assert merge_profiles([old, reference])["impossible_rate"] == reference["impossible_rate"]
+
+
+def test_an_additional_property_that_vanishes_or_appears_is_reported_as_a_source_field():
+    reference = profile(properties={"title_status": 0.97, "cylinders": 0.8})
+    batch = profile(properties={"cylinders": 0.81, "drive": 0.9})
+    out = checks.check_source_fields(batch, reference, CFG)
+    assert out.metrics["missing"] == ["additionalProperty.title_status"]
+    assert out.metrics["new"] == ["additionalProperty.drive"]
+    # A reference profiled before properties were read does not judge them.
+    assert checks.check_source_fields(batch, profile(), CFG).passed
+
+
+def test_merged_reference_pools_property_shares_of_the_profiles_that_had_them():
+    merged = profile_module.merge_profiles([profile(n=100, properties={"drive": 1.0}),
+                                            profile(n=300, properties={"drive": 0.5, "size": 1.0}), profile(n=600)])
+    assert merged["properties"] == {"drive": 0.625, "size": 0.75}
+    assert "properties" not in profile_module.merge_profiles([profile()])
+
+
+def test_a_landed_file_without_a_column_added_later_matches_the_contract():
+    landed = contract_columns()
+    del landed["properties"]
+    out = checks.check_columns(landed)
+    assert out.passed and out.metrics["absent_optional"] == ["properties"]
