@@ -41,6 +41,8 @@ class TrainingConfig(dg.Config):
     learning_rate: float = modeling.DEFAULT_PARAMS["learning_rate"]
     num_leaves: int = modeling.DEFAULT_PARAMS["num_leaves"]
     min_data_in_leaf: int = modeling.DEFAULT_PARAMS["min_data_in_leaf"]
+    # Choose the recipe among candidates around these values on the admitted data (carprice.training.recipe).
+    select_recipe: bool = True
 
 
 @dg.asset(
@@ -60,7 +62,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
         wh, store.read_features(wh), model_store.root, holdout_fraction=config.holdout_fraction,
         params={"learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
                 "min_data_in_leaf": config.min_data_in_leaf},
-        reference_rows=MonitoringConfig().reference_rows,
+        reference_rows=MonitoringConfig().reference_rows, select=config.select_recipe,
         trained_because=context.run.tags.get(TRIGGER_REASON_TAG, "requested by hand"))
     context.log.info("challenger %s trained on %d listings; %s", trained.saved.version, trained.n_train,
                      trained.split.summary())
@@ -75,6 +77,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
                                                 "early_stopping": trained.model.early_stopping_split}),
         "train_cutoff": str(trained.split.cutoff) if trained.split.cutoff is not None else "none (random split)",
         "rounds": trained.model.params["num_boost_round"],
+        **recipe_metadata(trained.model.params.get("recipe_selection")),
         "interval_log_offsets": dg.MetadataValue.json([round(x, 4) for x in trained.model.interval]),
         "train_batches": len(trained.train_batches),
         "trained_because": dg.MetadataValue.text(trained.trained_because),
@@ -84,6 +87,18 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
         "top_features_by_gain": dg.MetadataValue.md(trained.top_features().round(0).rename("gain").to_frame()
                                                     .to_markdown()),
     })
+
+
+def recipe_metadata(selection: dict | None) -> dict:
+    """The recipe search as the UI shows it: the chosen parameters and a table of every trial."""
+    if not selection:
+        return {"recipe": "fixed (selection off)"}
+    rows = "\n".join(f"| {t['params']} | {t['validation_mae_eur']:,.0f} | {100 * t['validation_median_ape']:.1f}% "
+                     f"| {t['rounds']} |" for t in selection["trials"])
+    chosen = {k: v for k, v in selection["chosen"].items() if k not in ("num_threads", "verbose", "seed")}
+    header = "| recipe | validation MAE | median APE | rounds |\n|---|---|---|---|\n"
+    return {"recipe": dg.MetadataValue.json(chosen), "recipe_search": dg.MetadataValue.md(header + rows),
+            "recipe_search_seconds": selection["seconds"]}
 
 
 class PromotionRunConfig(dg.Config):
@@ -111,6 +126,11 @@ def decision_metadata(result: PromotionResult) -> dict:
             metadata[f"champion_{key}"] = round(float(serving[key]), 4)
     for name, stats in result.scores.get("baselines", {}).items():
         metadata[f"baseline_{name}_mae_eur"] = round(float(stats["overall"]["mae_eur"]), 1)
+    bare = result.scores.get("baselines", {}).get("bare_lightgbm", {}).get("overall", {}).get("mae_eur")
+    ours = result.scores.get("challenger", {}).get("overall", {}).get("mae_eur")
+    if bare and ours:
+        # Relative: negative means the challenger's error is that much below a bare LightGBM's.
+        metadata["challenger_vs_bare_lightgbm_mae"] = f"{ours / bare - 1:+.1%}"
     return metadata
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from carprice.monitoring.drift import REFERENCE_FILE, reference_sample
 from carprice.training import modeling
+from carprice.training.recipe import select_recipe
 from carprice.training.registry import code_version, register_challenger, write_held_out_keys
 from carprice.training.splitting import GROUPED_RANDOM, Split, split_holdout
 from carprice.validation.store import admitted_batch_ids
@@ -40,7 +41,8 @@ class TrainedChallenger:
 
 
 def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *, holdout_fraction: float,
-                     params: dict, reference_rows: int, trained_because: str) -> TrainedChallenger:
+                     params: dict, reference_rows: int, trained_because: str,
+                     select: bool = True) -> TrainedChallenger:
     """Train on all but a held-out ``holdout_fraction`` (the newest listings when dates can tell), save, and register
     it as the challenger with how it was split.
 
@@ -48,7 +50,13 @@ def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *,
     between training and judgement leaves them open for the next training.
     """
     train, holdout, split = split_holdout(features, holdout_fraction)
-    model = modeling.train_model(train, params)
+    # The recipe is chosen on the training rows only: the held-out ones stay fresh for the judgement.
+    choice = select_recipe(train, params) if select else None
+    if choice is None:
+        model = modeling.train_model(train, params)
+    else:
+        model = choice.model or modeling.train_model(train, choice.params)
+        model.params["recipe_selection"] = choice.summary()
     # Scored on the fresh rows when it is judged beside the champion: not here, not twice.
     model.metrics = {"interval_log_offsets": list(model.interval)}
     trained_at = datetime.now(UTC)

@@ -76,7 +76,32 @@ class LinearBaseline(RidgeLogPrice):
     name = "linear_ridge"
 
 
-BASELINES = (MedianBaseline, LinearBaseline)
+class BareLightGBM:
+    """LightGBM on log price with its own defaults over the same features: what anyone would try first."""
+
+    name = "bare_lightgbm"
+    params = {"objective": "regression", "verbose": -1, "seed": 7, "deterministic": True, "num_threads": 2}
+    rounds = 100  # LightGBM's default number of boosting rounds
+
+    def fit(self, train: pd.DataFrame) -> BareLightGBM:
+        import lightgbm as lgb
+
+        from carprice.training.features import FEATURES
+        from carprice.training.modeling import category_levels, to_matrix
+
+        self.features, self.categories = FEATURES, category_levels(train)
+        data = lgb.Dataset(to_matrix(train, self.features, self.categories), label=train["log_price"],
+                           categorical_feature=list(self.categories))
+        self.booster = lgb.train(self.params, data, num_boost_round=self.rounds)
+        return self
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        from carprice.training.modeling import to_matrix
+
+        return np.exp(self.booster.predict(to_matrix(df, self.features, self.categories)))
+
+
+BASELINES = (MedianBaseline, LinearBaseline, BareLightGBM)
 
 
 @dataclass

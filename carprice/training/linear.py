@@ -51,6 +51,18 @@ class RidgeLogPrice:
         self.fitted_log = X @ self.coef  # in-sample predictions, so callers need not rebuild the design
         return self
 
+    @classmethod
+    def constant(cls, train: pd.DataFrame) -> RidgeLogPrice:
+        """A base that predicts the mean log price for every car: the trees then model everything (no linear base)."""
+        model = cls(alpha=0.0)
+        model.fill, model.mean, model.std = (dict.fromkeys(NUMERIC, 0.0), dict.fromkeys(NUMERIC, 0.0),
+                                             dict.fromkeys(NUMERIC, 1.0))
+        model.levels = {}
+        mean = float(train["log_price"].mean())
+        model.coef = np.array([mean] + [0.0] * len(NUMERIC))
+        model.fitted_log = np.full(len(train), mean)
+        return model
+
     def predict_log(self, df: pd.DataFrame) -> np.ndarray:
         return self._design(df) @ self.coef
 

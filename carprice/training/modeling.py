@@ -16,8 +16,10 @@ from carprice.training.features import CATEGORICAL, PROPERTY_NUMERIC, is_propert
 from carprice.training.linear import RidgeLogPrice
 from carprice.training.splitting import split_holdout
 
-# Tuned on the simulated market at 3k and 15k listings: small trees on top of the linear base.
+# The starting recipe (tuned on the simulated market: small trees on top of the linear base). Each challenger's
+# recipe is chosen on the installation's own data among candidates around it (carprice.training.recipe).
 DEFAULT_PARAMS = {
+    "linear_base": True,  # boost from a ridge regression of log price (else from the mean log price)
     "objective": "regression",
     "learning_rate": 0.05,
     "num_leaves": 15,
@@ -66,6 +68,8 @@ class PriceModel:
     interval: tuple[float, float] = (0.0, 0.0)
     # How the rows that chose the number of rounds (and calibrate the interval) were split off (splitting.Split).
     early_stopping_split: dict = field(default_factory=dict)
+    # Metrics on the early-stopping fold at training time (not saved: the judgement scores on fresh rows).
+    validation: dict = field(default_factory=dict)
 
     def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix with the training categories (unseen levels become missing)."""
@@ -119,18 +123,23 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
     categories = category_levels(train, features)
     # The newest tenth when dates allow, else the same fallbacks as the holdout (never a crash on dateless data).
     fit, valid, fold = split_holdout(train, 0.1, min_rows=MIN_CALIBRATION_ROWS)
-    base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit)
+    base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit) if params["linear_base"] else RidgeLogPrice.constant(fit)
+    booster_params = {k: v for k, v in params.items() if k != "linear_base"}
     dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"],
                          init_score=base.fitted_log, categorical_feature=list(categories))
     dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"],
                          init_score=base.predict_log(valid), reference=dtrain)
-    booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],
+    booster = lgb.train(booster_params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
     model = PriceModel(booster=booster, base=base, features=list(features), categories=categories,
                        params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()},
                        early_stopping_split=fold.to_dict())
     # The validation rows only chose the number of rounds, so their residuals calibrate the interval.
-    model.interval = conformal_interval(valid["log_price"].to_numpy() - model.predict_log(valid))
+    residuals = valid["log_price"].to_numpy() - model.predict_log(valid)
+    model.interval = conformal_interval(residuals)
+    # How well the recipe did on the rows that chose its rounds: what recipe selection compares.
+    model.validation = regression_metrics(np.exp(valid["log_price"].to_numpy()),
+                                          np.exp(valid["log_price"].to_numpy() - residuals))
     return model
 
 

@@ -71,7 +71,7 @@ def test_first_model_is_promoted_when_it_beats_the_baselines(tmp_path, features)
     assert wh.query("SELECT served_by FROM retraining_requests")["served_by"].tolist() == [version]
     assert champion(wh).version == version
     assert "servable" in result.scores["decision"]["servability"]
-    assert set(result.scores["baselines"]) == {"median_make_model_year", "linear_ridge"}
+    assert set(result.scores["baselines"]) == {"median_make_model_year", "linear_ridge", "bare_lightgbm"}
     overall = result.scores["challenger"]["overall"]
     assert overall["interval_coverage"] > 0.75
     slices = set(result.scores["challenger"]["slices"])
