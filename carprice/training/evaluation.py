@@ -86,10 +86,10 @@ class BareLightGBM:
     def fit(self, train: pd.DataFrame) -> BareLightGBM:
         import lightgbm as lgb
 
-        from carprice.training.features import FEATURES
+        from carprice.training.features import model_features
         from carprice.training.modeling import category_levels, to_matrix
 
-        self.features, self.categories = FEATURES, category_levels(train)
+        self.features, self.categories = model_features(train), category_levels(train)
         data = lgb.Dataset(to_matrix(train, self.features, self.categories), label=train["log_price"],
                            categorical_feature=list(self.categories))
         self.booster = lgb.train(self.params, data, num_boost_round=self.rounds)
