@@ -89,7 +89,8 @@ class BareLightGBM:
         from carprice.training.features import model_features
         from carprice.training.modeling import category_levels, to_matrix
 
-        self.features, self.categories = model_features(train), category_levels(train)
+        self.features = model_features(train)
+        self.categories = category_levels(train, self.features)
         data = lgb.Dataset(to_matrix(train, self.features, self.categories), label=train["log_price"],
                            categorical_feature=list(self.categories))
         self.booster = lgb.train(self.params, data, num_boost_round=self.rounds)
