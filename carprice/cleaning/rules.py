@@ -18,7 +18,7 @@ CLEAN_COLUMNS = [
     "listing_key", "url", "source", "batch_id", "first_seen_at", "last_seen_at", "is_current", "title", "description",
     "make", "model", "model_year", "first_registration", "mileage_km", "fuel", "transmission", "body",
     "power_kw", "color", "doors", "condition", "price_eur", "currency", "seller_type", "region", "listed_at",
-    "listed_at_stated", "properties",
+    "listed_at_stated", "properties", "repost_of",
 ]
 
 
@@ -126,11 +126,12 @@ def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str]
     latest["listed_at"] = pd.to_datetime(latest["listed_at"], errors="coerce")
     # Without a stated date a listing carries the day it was crawled: training must not take that for a listing date.
     latest["listed_at_stated"] = latest["listed_at_raw"].notna() & latest["listed_at"].notna()
-    latest = latest[CLEAN_COLUMNS].reset_index(drop=True)
+    latest = latest[[c for c in CLEAN_COLUMNS if c != "repost_of"]].reset_index(drop=True)
     reasons = exclusion_reasons(latest, today)
-    dup_of = repost_of(latest.loc[reasons.isna()])
-    reasons.loc[dup_of.dropna().index] = "repost: same car as " + dup_of.dropna()
-    excluded = latest.loc[reasons.notna()].assign(reason=reasons[reasons.notna()])
+    # A repost is the same car under another URL: it stays a listing (valued, shown as a deal under its own
+    # URL) and names the post kept for training, so each car is one training row, the newest.
+    latest["repost_of"] = repost_of(latest.loc[reasons.isna()]).reindex(latest.index)
+    excluded = latest.loc[reasons.notna()].drop(columns="repost_of").assign(reason=reasons[reasons.notna()])
     clean = latest.loc[reasons.isna()].reset_index(drop=True)
     clean["mileage_km"] = clean["mileage_km"].astype("float64")
     clean["model_year"] = clean["model_year"].astype("int64")

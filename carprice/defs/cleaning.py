@@ -19,7 +19,8 @@ from carprice.defs.resources import WarehouseResource
     pool="warehouse",
 )
 def clean_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Deduplicated listings of admitted batches; absurd values and reposts go to excluded_listings."""
+    """Deduplicated listings of admitted batches; absurd values go to excluded_listings, reposts name their car's
+    newest post."""
     wh = warehouse.get()
     raw = store.admitted_raw_listings(wh)
     clean, excluded = clean_observations(raw, store.latest_admitted_batches(wh),
@@ -33,5 +34,7 @@ def clean_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "admitted_batches": int(raw["batch_id"].nunique()) if len(raw) else 0,
         "current_listings": int(clean["is_current"].sum()) if len(clean) else 0,
         "excluded": len(excluded),
+        # What repost detection takes out of training (the listings stay, valued under their own URLs).
+        "reposts": int(clean["repost_of"].notna().sum()) if len(clean) else 0,
         "excluded_by_reason": dg.MetadataValue.json(reasons),
     })

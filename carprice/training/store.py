@@ -49,9 +49,10 @@ def write_features(wh: Warehouse, features: pd.DataFrame) -> int:
 
 
 def read_features(wh: Warehouse) -> pd.DataFrame:
-    """Every listing's features in a fixed order: the same admitted data trains the same model, whatever
-    order the crawls landed it in."""
-    features = wh.query("SELECT * FROM listing_features ORDER BY listed_at, url")
+    """The features of every car once (reposts under other URLs left out), in a fixed order: the same admitted
+    data trains and judges the same model, whatever order the crawls landed it in."""
+    features = wh.query("SELECT f.* FROM listing_features f JOIN clean_listings c USING (url) "
+                        "WHERE c.repost_of IS NULL ORDER BY f.listed_at, f.url")
     features["listed_at"] = pd.to_datetime(features["listed_at"])
     return features
 

@@ -87,11 +87,13 @@ def test_clean_listings_splits_rows_and_loses_none():
     raw = frame(row(url="a"), row(url="b", price_eur=1.0), row(url="c", listed_at="2026-01-01"),
                 row(url="d", listed_at="2026-02-01"))
     clean, excluded = cleaning.clean_observations(raw, {"automarkt": "b1"}, TODAY)
-    assert sorted(clean["url"]) == ["a"]
+    # Reposts of one car stay listings (each URL is valued) and name the newest post, the one training uses.
+    assert sorted(clean["url"]) == ["a", "c", "d"]
+    assert dict(zip(clean["url"], clean["repost_of"])) == {"a": None, "c": "a", "d": "a"}
     assert len(clean) + len(excluded) == raw["url"].nunique()
-    assert dict(zip(excluded["url"], excluded["reason"])) == {
-        "b": "price below 300 EUR", "c": "repost: same car as a", "d": "repost: same car as a"}
-    assert cleaning.reason_counts(excluded) == {"repost": 2, "price below 300 EUR": 1}
+    assert dict(zip(excluded["url"], excluded["reason"])) == {"b": "price below 300 EUR"}
+    assert "repost_of" not in excluded.columns
+    assert cleaning.reason_counts(excluded) == {"price below 300 EUR": 1}
     assert clean["is_current"].all()
 
 

@@ -141,3 +141,16 @@ def test_a_warehouse_from_before_splits_were_recorded_is_upgraded(tmp_path):
         con.execute("INSERT INTO model_evaluations (challenger, evaluated_at, n_eval, scores, promoted, reason) "
                     "VALUES ('old', now(), 0, '{}', false, 'test')")
     assert wh.query("SELECT eval_from FROM model_evaluations")["eval_from"].isna().all()
+
+
+def test_training_reads_each_car_once_while_every_url_keeps_its_features(tmp_path):
+    from carprice.training.store import read_features
+    from carprice.valuation.store import current_features
+
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh.replace_table("clean_listings", pd.DataFrame({
+        "url": ["a", "b", "c"], "is_current": [True, True, True], "repost_of": [None, "a", None]}))
+    wh.replace_table("listing_features", pd.DataFrame({
+        "url": ["a", "b", "c"], "listed_at": pd.to_datetime(["2026-01-02", "2026-01-01", "2026-01-03"])}))
+    assert read_features(wh)["url"].tolist() == ["a", "c"], "the repost b is the same car as a: one training row"
+    assert sorted(current_features(wh)["url"]) == ["a", "b", "c"], "every current URL is valued"
