@@ -49,7 +49,9 @@ def carprice_cmd(data: Path, day: int) -> list[str]:
 
 def clean_env() -> dict[str, str]:
     """The environment without this machine's carprice settings: the data folder decides everything."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CARPRICE_") and k != "DAGSTER_HOME"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARPRICE_") and k != "DAGSTER_HOME"}
+    # Scenarios run side by side on few cores: LightGBM's OpenMP threads must sleep, not spin, while they wait.
+    return {**env, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @dataclass
