@@ -126,6 +126,9 @@ FAULT_EXPECTATIONS = {
 }
 
 
+REFRESHED_FAULT = "prices_x100"
+
+
 @pytest.mark.parametrize("fault", sorted(FAULT_EXPECTATIONS))
 def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, fault):
     before = state(platform)
@@ -160,13 +163,15 @@ def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, faul
     assert after["champion"] == before["champion"] and after["models"] == before["models"]
     assert after["valuations"].equals(before["valuations"])
 
-    # Even an explicit refresh cannot train on the quarantined rows.
-    refresh = build_definitions(platform).resolve_job_def("refresh_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral())
-    assert refresh.success
-    trained_on = wh.query("SELECT train_batches FROM model_registry ORDER BY trained_at DESC LIMIT 1").iloc[0, 0]
-    assert batch_id not in list(trained_on)
-    assert wh.query("SELECT count(*) AS n FROM clean_listings WHERE batch_id = ?", [batch_id]).iloc[0]["n"] == 0
+    if fault == REFRESHED_FAULT:
+        # Even an explicit refresh cannot train on the quarantined rows. Cleaning reads admitted batches only,
+        # whatever stopped a batch, so one fault proves it (a refresh trains and judges: the slow part).
+        refresh = build_definitions(platform).resolve_job_def("refresh_job").execute_in_process(
+            instance=dg.DagsterInstance.ephemeral())
+        assert refresh.success
+        trained_on = wh.query("SELECT train_batches FROM model_registry ORDER BY trained_at DESC LIMIT 1").iloc[0, 0]
+        assert batch_id not in list(trained_on)
+        assert wh.query("SELECT count(*) AS n FROM clean_listings WHERE batch_id = ?", [batch_id]).iloc[0]["n"] == 0
 
 
 def test_readmitted_batch_flows_through(platform):
