@@ -3,7 +3,10 @@ process tree under a process, for the tests that stop one."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -112,3 +115,12 @@ def still_running(processes: dict[int, str], within_s: float) -> dict[int, str]:
     while any(running(pid) for pid in processes) and time.monotonic() < deadline:
         time.sleep(0.1)
     return {pid: cmd for pid, cmd in processes.items() if running(pid)}
+
+
+def kill_leftovers(proc: subprocess.Popen, tree: dict[int, str]) -> None:
+    """After a test: SIGKILL ``proc``'s group if it still runs, and any process of ``tree`` that outlived it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pid in still_running(tree, within_s=0):
+        os.kill(pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from carprice_tests.conftest import descendants, still_running
+from carprice_tests.conftest import descendants, kill_leftovers, still_running
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +92,7 @@ def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_i
         left = still_running(tree, within_s=5)
         took = time.monotonic() - stopped_at
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for pid in still_running(tree, within_s=0):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(proc, tree)
     assert f"UI on http://127.0.0.1:{port}" in log.read_text()
     assert left == {}, f"outlived `carprice ui`: {left}"
     assert not listening(port) and not listening(port + 1), "the UI and report ports are free"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from carprice.ingest.landing import remove_stale_tmp
-from carprice_tests.conftest import descendants, still_running
+from carprice_tests.conftest import descendants, kill_leftovers, still_running
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +67,7 @@ def test_a_run_stopped_during_its_crawl_leaves_no_process_and_no_batch_behind(tm
         proc.wait(timeout=60)
         left = still_running(tree, within_s=10)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for pid in still_running(tree, within_s=0):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(proc, tree)
     assert left == {}, f"outlived the run: {left}"
     assert not listening(marketplace_port(tree)), "the marketplace server is down"
     landed = [p.name for p in data.glob("landing/*/*") if not p.name.startswith(".")]
@@ -98,11 +94,7 @@ def test_a_crawl_killed_with_its_run_leaves_a_folder_the_next_run_removes(tmp_pa
         proc.wait(timeout=60)
         left = still_running(tree, within_s=10)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for pid in still_running(tree, within_s=0):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(proc, tree)
     assert left == {}, f"outlived the run: {left}"
     [unfinished] = data.glob("landing/*/.tmp-*")
 
