@@ -14,7 +14,7 @@ import pandas as pd
 
 from carprice.training.features import CATEGORICAL, PROPERTY_NUMERIC, is_property_feature, model_features
 from carprice.training.linear import RidgeLogPrice
-from carprice.training.splitting import split_holdout
+from carprice.training.splitting import GROUP_COLUMN, GROUPED_RANDOM, SPLIT_SEED, Split, split_holdout
 
 # The starting recipe (tuned on the simulated market: small trees on top of the linear base). Each challenger's
 # recipe is chosen on the installation's own data among candidates around it (carprice.training.recipe).
@@ -41,6 +41,16 @@ EARLY_STOPPING_ROUNDS = 100
 BASE_ALPHA = 1.0
 # A tenth of the training rows (the newest, when dates can tell) calibrates the interval; it needs a few dozen rows.
 MIN_TRAIN_ROWS = 300
+# Without a time order, this many folds of whole cars choose the rounds on data up to CV_MAX_ROWS rows: one random
+# tenth of a small data set is a hundred-odd rows, too few to stop on (they stopped after one round on 1,146 real
+# Toyota Corollas, where five folds found 29 and beat the ridge they were stuck at).
+CV_FOLDS = 5
+CV_MAX_ROWS = 20_000
+# Up to this many rows the chosen recipe is refit on every row (the validation tenth included) with the chosen
+# rounds; above it a tenth fewer rows costs little and a second fit costs as much as the first.
+REFIT_MAX_ROWS = 50_000
+# Recipe parameters that are not LightGBM's.
+RECIPE_ONLY = {"linear_base"}
 # Split-conformal offsets from fewer residuals than this are mostly noise.
 MIN_CALIBRATION_ROWS = 20
 # Nominal coverage of the prediction interval (split-conformal on log-price residuals).
@@ -113,34 +123,111 @@ def to_matrix(df: pd.DataFrame, features: list[str], categories: dict[str, list[
     return X
 
 
-def train_model(train: pd.DataFrame, params: dict | None = None, features: list[str] | None = None) -> PriceModel:
-    """Fit LightGBM on ``log_price``; a tenth of ``train`` (the newest, when dates can tell) picks the number of
-    rounds."""
+def train_model(train: pd.DataFrame, params: dict | None = None, features: list[str] | None = None, *,
+                refit: bool | None = None) -> PriceModel:
+    """Fit the linear base and LightGBM on ``log_price``: validation folds choose the number of rounds and calibrate
+    the interval, then the model is refit on every row (unless ``refit`` is False: a recipe trial; by default when
+    ``needs_refit``).
+
+    The folds: the newest tenth when dates can tell (one time-ordered fold); without a time order, CV_FOLDS folds
+    of whole cars when there are at most CV_MAX_ROWS rows (one random tenth is too few rows to stop on), else
+    one.
+    """
     params = {**DEFAULT_PARAMS, **(params or {})}
     features = features or model_features(train)
     if len(train) < MIN_TRAIN_ROWS:
         raise ValueError(f"need at least {MIN_TRAIN_ROWS} listings to train, got {len(train)}")
     categories = category_levels(train, features)
-    # The newest tenth when dates allow, else the same fallbacks as the holdout (never a crash on dateless data).
-    fit, valid, fold = split_holdout(train, 0.1, min_rows=MIN_CALIBRATION_ROWS)
-    base = RidgeLogPrice(alpha=BASE_ALPHA).fit(fit) if params["linear_base"] else RidgeLogPrice.constant(fit)
-    booster_params = {k: v for k, v in params.items() if k != "linear_base"}
+    folds, fold = validation_folds(train)
+    fitted = [_fit_fold(train.loc[~in_valid], train.loc[in_valid], params, features, categories)
+              for in_valid in folds]
+    # The round where the validation loss averaged over the folds is lowest (over the rounds every fold reached).
+    reached = min(len(curve) for _, _, curve in fitted)
+    rounds = int(np.argmin(np.mean([curve[:reached] for _, _, curve in fitted], axis=0))) + 1
+    # Out-of-fold residuals at that round: they chose it, never trained on, and calibrate the interval.
+    residuals, actual = [], []
+    for (base, booster, _), in_valid in zip(fitted, folds):
+        valid = train.loc[in_valid]
+        predicted = base.predict_log(valid) + booster.predict(to_matrix(valid, features, categories),
+                                                              num_iteration=rounds)
+        residuals.append(valid["log_price"].to_numpy() - predicted)
+        actual.append(valid["log_price"].to_numpy())
+    residuals, actual = np.concatenate(residuals), np.concatenate(actual)
+    base, booster, _ = fitted[0]  # with one fold, its booster serves up to the chosen round unless refit
+    model = PriceModel(booster=booster, base=base, features=list(features), categories=categories,
+                       params={**params, "num_boost_round": rounds},
+                       early_stopping_split={**fold.to_dict(), "folds": len(folds), "refit": False})
+    model.interval = conformal_interval(residuals)
+    # How well the recipe did on rows it did not train on: what recipe selection compares.
+    model.validation = regression_metrics(np.exp(actual), np.exp(actual - residuals))
+    if needs_refit(model, len(train)) if refit is None else refit:
+        return refit_model(model, train)
+    return model
+
+
+def needs_refit(model: PriceModel, n_rows: int) -> bool:
+    """Whether a model fit on folds should be refit on all ``n_rows``: always after several folds (no fold saw every
+    row), and after one on data small enough that its tenth matters."""
+    return model.early_stopping_split.get("folds", 1) > 1 or n_rows <= REFIT_MAX_ROWS
+
+
+def refit_model(model: PriceModel, train: pd.DataFrame) -> PriceModel:
+    """The same recipe with the rounds its folds chose, fit again on every row of ``train``; its interval and
+    validation scores stay those of the folds (rows the recipe had not trained on)."""
+    base, booster = _fit_all(train, model.params, model.features, model.categories, model.params["num_boost_round"])
+    return PriceModel(booster=booster, base=base, features=model.features, categories=model.categories,
+                      params=model.params, metrics=model.metrics, interval=model.interval,
+                      early_stopping_split={**model.early_stopping_split, "refit": True},
+                      validation=model.validation)
+
+
+def validation_folds(train: pd.DataFrame) -> tuple[list[pd.Series], Split]:
+    """Boolean masks of the validation rows of each fold, and how the first was split off (see ``train_model``)."""
+    _, valid, fold = split_holdout(train, 0.1, min_rows=MIN_CALIBRATION_ROWS)
+    first = train.index.isin(valid.index)
+    if fold.kind != GROUPED_RANDOM or len(train) > CV_MAX_ROWS:
+        return [pd.Series(first, index=train.index)], fold
+    groups = train[GROUP_COLUMN].astype("string").fillna(train["listing_key"].astype("string"))
+    # The same seeded hash as the holdout's, so a car's fold is fixed whatever else changed.
+    hashes = pd.util.hash_pandas_object(groups, index=False, hash_key=f"{SPLIT_SEED:016d}").to_numpy()
+    fold_of = hashes % np.uint64(CV_FOLDS)
+    masks = [pd.Series(fold_of == i, index=train.index) for i in range(CV_FOLDS)]
+    if min(int(m.sum()) for m in masks) < MIN_CALIBRATION_ROWS:
+        return [pd.Series(first, index=train.index)], fold
+    return masks, fold
+
+
+def _booster_params(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k not in RECIPE_ONLY}
+
+
+def _base(fit: pd.DataFrame, params: dict) -> RidgeLogPrice:
+    return RidgeLogPrice(alpha=BASE_ALPHA).fit(fit) if params["linear_base"] else RidgeLogPrice.constant(fit)
+
+
+def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: list[str],
+              categories: dict[str, list[str]]) -> tuple[RidgeLogPrice, lgb.Booster, list[float]]:
+    """Base and trees fit on ``fit`` with early stopping on ``valid``; the validation loss after each round."""
+    base = _base(fit, params)
     dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"],
                          init_score=base.fitted_log, categorical_feature=list(categories))
     dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"],
                          init_score=base.predict_log(valid), reference=dtrain)
-    booster = lgb.train(booster_params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
-    model = PriceModel(booster=booster, base=base, features=list(features), categories=categories,
-                       params={**params, "num_boost_round": booster.best_iteration or booster.current_iteration()},
-                       early_stopping_split=fold.to_dict())
-    # The validation rows only chose the number of rounds, so their residuals calibrate the interval.
-    residuals = valid["log_price"].to_numpy() - model.predict_log(valid)
-    model.interval = conformal_interval(residuals)
-    # How well the recipe did on the rows that chose its rounds: what recipe selection compares.
-    model.validation = regression_metrics(np.exp(valid["log_price"].to_numpy()),
-                                          np.exp(valid["log_price"].to_numpy() - residuals))
-    return model
+    curves: dict = {}
+    booster = lgb.train({**_booster_params(params), "metric": "l2"}, dtrain, num_boost_round=MAX_ROUNDS,
+                        valid_sets=[dvalid], valid_names=["valid"],
+                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
+                                   lgb.record_evaluation(curves)])
+    return base, booster, curves["valid"]["l2"]
+
+
+def _fit_all(train: pd.DataFrame, params: dict, features: list[str], categories: dict[str, list[str]],
+             rounds: int) -> tuple[RidgeLogPrice, lgb.Booster]:
+    """Base and trees on every row, with the number of rounds the folds chose."""
+    base = _base(train, params)
+    dtrain = lgb.Dataset(to_matrix(train, features, categories), label=train["log_price"],
+                         init_score=base.fitted_log, categorical_feature=list(categories))
+    return base, lgb.train(_booster_params(params), dtrain, num_boost_round=rounds)
 
 
 def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAGE) -> tuple[float, float]:

@@ -57,3 +57,33 @@ def test_the_bare_lightgbm_baseline_prices_in_euros(train):
     fit, rest = train.iloc[:1200], train.iloc[1200:]
     predicted = BareLightGBM().fit(fit).predict(rest)
     assert predicted.shape == (len(rest),) and np.median(np.abs(predicted / rest["price_eur"] - 1)) < 0.5
+
+
+def undated(features: pd.DataFrame) -> pd.DataFrame:
+    """The same listings as a site with no listing dates, crawled once, would give them."""
+    return features.assign(listed_at_stated=False, first_seen_at=pd.Timestamp("2026-01-01 10:00"))
+
+
+def test_without_a_time_order_small_data_chooses_rounds_on_folds_of_whole_cars_and_refits(train):
+    model = modeling.train_model(undated(train))
+    split = model.early_stopping_split
+    assert (split["kind"], split["folds"], split["refit"]) == ("grouped_random", modeling.CV_FOLDS, True)
+    # Every training row was a validation row once: the interval is calibrated on all of them.
+    assert model.validation["n"] == len(train)
+    masks, _ = modeling.validation_folds(undated(train))
+    assert sum(int(m.sum()) for m in masks) == len(train) and not (masks[0] & masks[1]).any()
+    cars = undated(train).groupby("car_key").size().index
+    fold_of_car = {car: i for i, m in enumerate(masks) for car in train.loc[m, "car_key"].unique()}
+    assert len(fold_of_car) == len(cars), "each car's listings are in one fold"
+
+
+def test_a_time_ordered_fold_stops_the_trees_and_small_data_is_refit_on_every_row(train):
+    refit = modeling.train_model(train, {"num_threads": 1})
+    trial = modeling.train_model(train, {"num_threads": 1}, refit=False)
+    assert refit.early_stopping_split["folds"] == 1 and refit.early_stopping_split["kind"] == "listing_date"
+    assert refit.early_stopping_split["refit"] and not trial.early_stopping_split["refit"]
+    # Same recipe and rounds, same out-of-fold scores; the refit trees have also seen the newest tenth.
+    assert refit.params["num_boost_round"] == trial.params["num_boost_round"]
+    assert refit.validation == trial.validation and refit.interval == trial.interval
+    assert refit.booster.current_iteration() == refit.params["num_boost_round"]
+    assert not np.allclose(refit.predict_log(train.tail(50)), trial.predict_log(train.tail(50)))
