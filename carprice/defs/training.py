@@ -38,6 +38,8 @@ class TrainingConfig(dg.Config):
     """How the challenger is trained."""
 
     holdout_fraction: float = PromotionConfig.holdout_fraction
+    holdout_days: int = PromotionConfig.holdout_days
+    holdout_min_rows: int = PromotionConfig.holdout_min_rows
     learning_rate: float = modeling.DEFAULT_PARAMS["learning_rate"]
     num_leaves: int = modeling.DEFAULT_PARAMS["num_leaves"]
     min_data_in_leaf: int = modeling.DEFAULT_PARAMS["min_data_in_leaf"]
@@ -63,6 +65,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
         params={"learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
                 "min_data_in_leaf": config.min_data_in_leaf},
         reference_rows=MonitoringConfig().reference_rows, select=config.select_recipe,
+        holdout_days=config.holdout_days, holdout_min_rows=config.holdout_min_rows,
         trained_because=context.run.tags.get(TRIGGER_REASON_TAG, "requested by hand"))
     context.log.info("challenger %s trained on %d listings; %s", trained.saved.version, trained.n_train,
                      trained.split.summary())

@@ -16,7 +16,7 @@ from carprice.monitoring.drift import REFERENCE_FILE, reference_sample
 from carprice.training import modeling
 from carprice.training.recipe import select_recipe
 from carprice.training.registry import code_version, register_challenger, write_held_out_keys
-from carprice.training.splitting import GROUPED_RANDOM, Split, split_holdout
+from carprice.training.splitting import GROUPED_RANDOM, Split, holdout_share, split_holdout
 from carprice.validation.store import admitted_batch_ids
 from carprice.warehouse import Warehouse
 
@@ -41,15 +41,17 @@ class TrainedChallenger:
 
 
 def train_challenger(wh: Warehouse, features: pd.DataFrame, models_dir: Path, *, holdout_fraction: float,
-                     params: dict, reference_rows: int, trained_because: str,
-                     select: bool = True) -> TrainedChallenger:
-    """Train on all but a held-out ``holdout_fraction`` (the newest listings when dates can tell), save, and register
-    it as the challenger with how it was split.
+                     params: dict, reference_rows: int, trained_because: str, select: bool = True,
+                     holdout_days: int | None = None, holdout_min_rows: int = 0) -> TrainedChallenger:
+    """Train on all but a held-out ``holdout_fraction`` (the newest listings when dates can tell, at most those of
+    the newest ``holdout_days`` but ``holdout_min_rows`` or more), save, and register it as the challenger with how
+    it was split.
 
     The open retraining requests are answered when it is judged (``judge_challenger``), not here: a run killed
     between training and judgement leaves them open for the next training.
     """
-    train, holdout, split = split_holdout(features, holdout_fraction)
+    share = holdout_share(features, holdout_fraction, holdout_days, holdout_min_rows)
+    train, holdout, split = split_holdout(features, share)
     # The recipe is chosen on the training rows only: the held-out ones stay fresh for the judgement.
     choice = select_recipe(train, params) if select else None
     if choice is None:

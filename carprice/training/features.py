@@ -24,6 +24,9 @@ TEXT_FLAGS = {
     "top_trim": r"top trim|premium|sport|m sport|amg|s line|gti",
 }
 FEATURES = CATEGORICAL + NUMERIC + list(TEXT_FLAGS) + ["equipment_words"]
+# The listing date as a number: a feature only of recipes that ask for it (``time_feature``), since trees cannot
+# extrapolate it and a model without it cannot be fooled by it.
+TIME_FEATURE = "listed_year"
 _EQUIPMENT = r"navi|leather|panorama|heated seats|led headlights|towbar|adaptive cruise"
 
 # Properties whose vocabulary is known: feature column -> (property keys sites use for it, normalizer).
@@ -114,6 +117,8 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     registered = registered.fillna(pd.to_datetime(clean["model_year"].astype("Int64").astype("string") + "-07-01",
                                                   errors="coerce"))
     out["age_years"] = ((out["listed_at"] - registered).dt.days / 365.25).clip(lower=0.05)
+    # When it was listed, as a fractional year: a recipe may let the trees tell prices before and after a change.
+    out[TIME_FEATURE] = out["listed_at"].dt.year + (out["listed_at"].dt.dayofyear - 1) / 365.25
     out["mileage_km"] = clean["mileage_km"].astype("float64")
     out["km_per_year"] = out["mileage_km"] / out["age_years"]
     out["power_kw"] = clean["power_kw"].astype("float64")

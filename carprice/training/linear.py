@@ -37,28 +37,30 @@ class RidgeLogPrice:
             blocks.append(sparse.csr_matrix((ones, (rows[known], codes[known])), shape=(n, len(levels))))
         return sparse.hstack(blocks, format="csr")
 
-    def fit(self, train: pd.DataFrame) -> RidgeLogPrice:
+    def fit(self, train: pd.DataFrame, weight: np.ndarray | None = None) -> RidgeLogPrice:
+        """Fit on ``train`` (each row counted ``weight`` times, when given)."""
         self.fill = {c: float(np.nan_to_num(train[c].astype(float).median())) for c in NUMERIC}
         filled = {c: train[c].astype(float).fillna(self.fill[c]) for c in NUMERIC}
         self.mean = {c: float(v.mean()) for c, v in filled.items()}
         self.std = {c: float(v.std()) or 1.0 for c, v in filled.items()}
         self.levels = {c: sorted(train[c].dropna().astype(str).unique()) for c in CATEGORICAL}
         X = self._design(train)
-        xtx = (X.T @ X).toarray()
+        Xw = X if weight is None else X.multiply(np.asarray(weight, dtype=float)[:, None]).tocsr()
+        xtx = (Xw.T @ X).toarray()
         penalty = self.alpha * np.eye(xtx.shape[0])
         penalty[0, 0] = 0.0
-        self.coef = np.linalg.solve(xtx + penalty, X.T @ train["log_price"].to_numpy())
+        self.coef = np.linalg.solve(xtx + penalty, Xw.T @ train["log_price"].to_numpy())
         self.fitted_log = X @ self.coef  # in-sample predictions, so callers need not rebuild the design
         return self
 
     @classmethod
-    def constant(cls, train: pd.DataFrame) -> RidgeLogPrice:
+    def constant(cls, train: pd.DataFrame, weight: np.ndarray | None = None) -> RidgeLogPrice:
         """A base that predicts the mean log price for every car: the trees then model everything (no linear base)."""
         model = cls(alpha=0.0)
         model.fill, model.mean, model.std = (dict.fromkeys(NUMERIC, 0.0), dict.fromkeys(NUMERIC, 0.0),
                                              dict.fromkeys(NUMERIC, 1.0))
         model.levels = {}
-        mean = float(train["log_price"].mean())
+        mean = float(np.average(train["log_price"], weights=weight))
         model.coef = np.array([mean] + [0.0] * len(NUMERIC))
         model.fitted_log = np.full(len(train), mean)
         return model

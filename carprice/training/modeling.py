@@ -12,7 +12,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from carprice.training.features import CATEGORICAL, PROPERTY_NUMERIC, is_property_feature, model_features
+from carprice.training.features import (
+    CATEGORICAL,
+    PROPERTY_NUMERIC,
+    TIME_FEATURE,
+    is_property_feature,
+    model_features,
+)
 from carprice.training.linear import RidgeLogPrice
 from carprice.training.splitting import GROUP_COLUMN, GROUPED_RANDOM, SPLIT_SEED, Split, split_holdout
 
@@ -49,8 +55,9 @@ CV_MAX_ROWS = 20_000
 # Up to this many rows the chosen recipe is refit on every row (the validation tenth included) with the chosen
 # rounds; above it a tenth fewer rows costs little and a second fit costs as much as the first.
 REFIT_MAX_ROWS = 50_000
-# Recipe parameters that are not LightGBM's.
-RECIPE_ONLY = {"linear_base"}
+# Recipe parameters that are not LightGBM's: the linear base, the listing date as a feature (``TIME_FEATURE``), and
+# recency weights (a listing counts half as much per this many days older than the newest).
+RECIPE_ONLY = {"linear_base", "time_feature", "recency_half_life_days"}
 # Split-conformal offsets from fewer residuals than this are mostly noise.
 MIN_CALIBRATION_ROWS = 20
 # Nominal coverage of the prediction interval (split-conformal on log-price residuals).
@@ -134,7 +141,7 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
     one.
     """
     params = {**DEFAULT_PARAMS, **(params or {})}
-    features = features or model_features(train)
+    features = features or model_features(train) + ([TIME_FEATURE] if params.get("time_feature") else [])
     if len(train) < MIN_TRAIN_ROWS:
         raise ValueError(f"need at least {MIN_TRAIN_ROWS} listings to train, got {len(train)}")
     categories = category_levels(train, features)
@@ -201,15 +208,26 @@ def _booster_params(params: dict) -> dict:
     return {k: v for k, v in params.items() if k not in RECIPE_ONLY}
 
 
-def _base(fit: pd.DataFrame, params: dict) -> RidgeLogPrice:
-    return RidgeLogPrice(alpha=BASE_ALPHA).fit(fit) if params["linear_base"] else RidgeLogPrice.constant(fit)
+def recency_weights(listed_at: pd.Series, half_life_days: float | None) -> np.ndarray | None:
+    """Each row's weight, halving per ``half_life_days`` it was listed before the newest row (None: all equal)."""
+    if not half_life_days:
+        return None
+    days = (listed_at.max() - pd.to_datetime(listed_at)).dt.total_seconds().fillna(0).to_numpy() / 86_400
+    return 0.5 ** (days / half_life_days)
+
+
+def _base(fit: pd.DataFrame, params: dict, weight: np.ndarray | None) -> RidgeLogPrice:
+    if params["linear_base"]:
+        return RidgeLogPrice(alpha=BASE_ALPHA).fit(fit, weight)
+    return RidgeLogPrice.constant(fit, weight)
 
 
 def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: list[str],
               categories: dict[str, list[str]]) -> tuple[RidgeLogPrice, lgb.Booster, list[float]]:
     """Base and trees fit on ``fit`` with early stopping on ``valid``; the validation loss after each round."""
-    base = _base(fit, params)
-    dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"],
+    weight = recency_weights(fit["listed_at"], params.get("recency_half_life_days"))
+    base = _base(fit, params, weight)
+    dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"], weight=weight,
                          init_score=base.fitted_log, categorical_feature=list(categories))
     dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"],
                          init_score=base.predict_log(valid), reference=dtrain)
@@ -224,8 +242,9 @@ def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: li
 def _fit_all(train: pd.DataFrame, params: dict, features: list[str], categories: dict[str, list[str]],
              rounds: int) -> tuple[RidgeLogPrice, lgb.Booster]:
     """Base and trees on every row, with the number of rounds the folds chose."""
-    base = _base(train, params)
-    dtrain = lgb.Dataset(to_matrix(train, features, categories), label=train["log_price"],
+    weight = recency_weights(train["listed_at"], params.get("recency_half_life_days"))
+    base = _base(train, params, weight)
+    dtrain = lgb.Dataset(to_matrix(train, features, categories), label=train["log_price"], weight=weight,
                          init_score=base.fitted_log, categorical_feature=list(categories))
     return base, lgb.train(_booster_params(params), dtrain, num_boost_round=rounds)
 

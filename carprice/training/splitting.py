@@ -155,6 +155,23 @@ def grouped_random_holdout(groups: pd.Series, fraction: float, seed: int = SPLIT
     return pd.Series(chosen[codes], index=groups.index)
 
 
+def holdout_share(df: pd.DataFrame, fraction: float, max_days: int | None, min_rows: int) -> float:
+    """``fraction``, or less: the share of the listings of the newest ``max_days`` on the first time axis that can
+    split the data, raised to ``min_rows`` rows. Without a time axis (or ``max_days``), ``fraction``."""
+    if not max_days:
+        return fraction
+    for kind in (LISTING_DATE, FIRST_SEEN):
+        times = split_times(df, kind)
+        try:
+            time_cutoff(times, fraction)
+        except CannotSplit:
+            continue
+        newest = times.max()
+        in_window = int((times > newest - pd.Timedelta(days=max_days)).sum())
+        return min(fraction, max(in_window, min_rows) / len(df))
+    return fraction
+
+
 def split_holdout(df: pd.DataFrame, holdout_fraction: float, *, min_rows: int = MIN_SIDE_ROWS,
                   seed: int = SPLIT_SEED) -> tuple[pd.DataFrame, pd.DataFrame, Split]:
     """Training rows, held-out rows and how they were split: by listing date, else first-seen time, else grouped

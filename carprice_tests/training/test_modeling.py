@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from carprice.training import modeling
-from carprice.training.features import FEATURES, build_features
+from carprice.training.features import CATEGORICAL, FEATURES, build_features
+from carprice.training.linear import RidgeLogPrice
 from carprice.training.splitting import split_holdout
 from carprice_tests.conftest import clean_frame_from_market
 
@@ -105,3 +106,18 @@ def test_regression_metrics_on_known_numbers():
     assert m["mae_eur"] == pytest.approx(10.0)
     assert m["median_ape"] == pytest.approx(0.1)
     assert m["r2"] == pytest.approx(1 - 500 / 20000)
+
+
+def test_recency_weights_halve_per_half_life_and_weight_the_linear_base():
+    listed = pd.Series(pd.to_datetime(["2026-01-31", "2026-01-01", "2025-12-02"]))
+    np.testing.assert_allclose(modeling.recency_weights(listed, 30), [1.0, 0.5, 0.25])
+    assert modeling.recency_weights(listed, None) is None
+    # Two prices for the same car: weighted, the base leans to the heavier one.
+    rows = pd.DataFrame({"age_years": [3.0] * 4, "mileage_km": [5e4] * 4, "power_kw": [80.0] * 4,
+                         "model_year": [2023.0] * 4, "log_price": np.log([10_000, 10_000, 20_000, 20_000]),
+                         **{c: ["x"] * 4 for c in CATEGORICAL}})
+    plain = RidgeLogPrice(alpha=1e-6).fit(rows).predict(rows.head(1))[0]
+    leaning = RidgeLogPrice(alpha=1e-6).fit(rows, np.array([1.0, 1.0, 0.01, 0.01])).predict(rows.head(1))[0]
+    assert plain == pytest.approx(np.sqrt(2e8), rel=1e-3) and leaning == pytest.approx(10_000, rel=0.02)
+    assert RidgeLogPrice.constant(rows, np.array([1.0, 1.0, 0.0, 0.0])).predict(rows.head(1))[0] == \
+        pytest.approx(10_000)

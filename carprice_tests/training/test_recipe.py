@@ -10,9 +10,9 @@ import pytest
 
 from carprice.training import modeling
 from carprice.training.evaluation import BareLightGBM
-from carprice.training.features import build_features
+from carprice.training.features import TIME_FEATURE, build_features
 from carprice.training.linear import RidgeLogPrice
-from carprice.training.recipe import CANDIDATES, select_recipe
+from carprice.training.recipe import CANDIDATES, select_recipe, uses_time
 from carprice_tests.conftest import clean_frame_from_market
 
 # Each trial is a LightGBM fit: the integration tier keeps the fast one under a minute.
@@ -87,3 +87,15 @@ def test_a_time_ordered_fold_stops_the_trees_and_small_data_is_refit_on_every_ro
     assert refit.validation == trial.validation and refit.interval == trial.interval
     assert refit.booster.current_iteration() == refit.params["num_boost_round"]
     assert not np.allclose(refit.predict_log(train.tail(50)), trial.predict_log(train.tail(50)))
+
+
+def test_time_aware_recipes_learn_from_listing_dates_and_are_not_tried_without_a_time_order(train, tmp_path):
+    timed = modeling.train_model(train, {"time_feature": True, "recency_half_life_days": 30, "num_threads": 1})
+    assert timed.features[-1] == TIME_FEATURE and timed.booster.feature_name()[-1] == TIME_FEATURE
+    saved = modeling.save_model(timed, tmp_path, datetime(2026, 1, 1, tzinfo=UTC))
+    loaded = modeling.load_model(saved.path, expected_sha256=saved.sha256)
+    np.testing.assert_allclose(loaded.predict_log(train.head(50)), timed.predict_log(train.head(50)))
+    dateless = select_recipe(undated(train), {"num_threads": 1})
+    tried = [t["params"] for t in dateless.trials]
+    assert tried and not any(isinstance(p, dict) and uses_time(p) for p in tried)
+    assert len(tried) == len([c for c in CANDIDATES if not uses_time(c)])

@@ -13,6 +13,7 @@ from carprice.training.splitting import (
     GROUPED_RANDOM,
     LISTING_DATE,
     Split,
+    holdout_share,
     never_trained_on,
     split_holdout,
 )
@@ -49,6 +50,20 @@ def test_listing_dates_hold_out_the_newest_days_whole():
     assert split.kind == LISTING_DATE and split.why == "" and split.time_column == "listed_at"
     assert train["listed_at"].max() < holdout["listed_at"].min() == split.cutoff
     assert len(holdout) == split.n_holdout == 40 and len(train) + len(holdout) == len(df)
+
+
+def test_the_holdout_is_at_most_the_newest_days_but_never_fewer_than_the_rows_a_judgement_needs():
+    df = frame(n=1000, days=20)  # 50 listings a day
+    assert holdout_share(df, 0.2, None, 0) == 0.2, "no cap asked for"
+    assert holdout_share(df, 0.2, 2, 0) == pytest.approx(0.1), "the newest two days"
+    assert holdout_share(df, 0.2, 2, 150) == pytest.approx(0.15), "raised to 150 rows"
+    assert holdout_share(df, 0.2, 10, 0) == 0.2, "never more than the share asked for"
+    _, holdout, split = split_holdout(df, holdout_share(df, 0.2, 2, 0))
+    assert len(holdout) == 100 and holdout["listed_at"].nunique() == 2 and split.kind == LISTING_DATE
+    # Without a time axis nothing is newest: the share asked for, held out at random by car.
+    assert holdout_share(one_crawl(without_dates(df)), 0.2, 2, 0) == 0.2
+    # Without listing dates, the first-seen times: five crawls of 200, the newest two days are two crawls.
+    assert holdout_share(without_dates(frame(n=1000)), 0.5, 2, 0) == pytest.approx(0.4)
 
 
 def test_no_listing_dates_fall_back_to_first_seen_times():
