@@ -143,6 +143,9 @@ class ServingConfig:
     comparables: int = 8                  # current listings shown beside a valuation (5-10 when the market has them)
     top_effects: int = 6                  # features whose effects a valuation lists (the rest are summed up)
     check_rows: int = 5                   # rows a new champion must predict finite prices for before it serves
+    # Single valuations waiting together are valued in one pass of at most this many (serving.batching): enough to
+    # spread the per-call cost, few enough that the first in the pass does not wait long for the last.
+    coalesce_max: int = 64
     deals_page_max: int = 200             # largest page of GET /deals
 
 

@@ -6,6 +6,7 @@ answer. Every answer names the model version that made it (body and ``X-Model-Ve
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carprice.config import ServingConfig, Settings
 from carprice.serving import store
+from carprice.serving.batching import NoChampion, ValuationBatcher
 from carprice.serving.holder import ModelHolder, Served
 from carprice.serving.rating import RATINGS
 from carprice.serving.schemas import (
@@ -29,7 +31,7 @@ from carprice.serving.schemas import (
     ValuationAnswer,
     declared_ranges,
 )
-from carprice.serving.valuation import PRICE_MEANING, comparables, unknown_names, value_cars
+from carprice.serving.valuation import PRICE_MEANING, unknown_names, value_cars
 
 API = "/api/v1"
 VERSION_HEADER = "X-Model-Version"
@@ -131,6 +133,7 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
     reloads it when a new snapshot names another (``poll``: in a background thread)."""
     config = config or ServingConfig()
     holder = holder or ModelHolder(settings.snapshot_path, config)
+    batcher = ValuationBatcher(holder, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -138,9 +141,11 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
             holder.start()
         else:
             holder.refresh()
+        batcher.start()
         try:
             yield
         finally:
+            batcher.stop()
             holder.stop()
 
     app = FastAPI(title="carprice valuation API", version="1", lifespan=lifespan,
@@ -193,15 +198,15 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
     @app.post(f"{API}/valuations", response_model=ValuationAnswer, tags=["valuations"],
               responses={422: {"description": "unknown make or model, or a value outside its allowed range"},
                          503: {"description": "no champion serving yet"}})
-    def value_one(car: Car) -> JSONResponse:
+    async def value_one(car: Car) -> JSONResponse:
         """The typical asking price of one car, its 90% interval, a rating of its asking price, the features that
         move its price most, and comparable listings on sale now."""
-        served = serving()
-        cars = pd.DataFrame([car.model_dump()])
-        check_names(served, cars)
-        valuation = value_cars(served.model, served.knowledge, cars, served.as_of, top=config.top_effects)[0]
-        valuation["comparables"] = comparables(served.listings, car.make, car.model, car.model_year,
-                                               car.mileage_km, config.comparables)
+        check_names(serving(), pd.DataFrame([{"make": car.make, "model": car.model}]))
+        try:
+            # Valued with the other cars waiting now, in one pass (serving.batching).
+            served, valuation = await asyncio.wrap_future(batcher.submit(car.model_dump()))
+        except NoChampion as exc:
+            raise NotReady(str(exc)) from exc
         return answer(served, {"valuation": valuation})
 
     @app.post(f"{API}/valuations:batch", response_model=BatchAnswer, tags=["valuations"],
@@ -213,14 +218,15 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
             raise BadCars([{"field": "cars", "message": f"at most {config.max_batch:,} cars in one batch, got "
                                                         f"{len(batch.cars):,}", "allowed": {"max_length":
                                                                                             config.max_batch}}])
-        cars = pd.DataFrame([c.model_dump() for c in batch.cars])
+        # Column by column: cheaper than a dict per car for 10,000 cars.
+        cars = pd.DataFrame({name: [getattr(c, name) for c in batch.cars] for name in Car.model_fields})
         check_names(served, cars, "cars[{}].")
         valuations = value_cars(served.model, served.knowledge, cars, served.as_of, effects=batch.effects,
                                 top=config.top_effects)
         if batch.comparables:
             for valuation, car in zip(valuations, batch.cars):
-                valuation["comparables"] = comparables(served.listings, car.make, car.model, car.model_year,
-                                                       car.mileage_km, config.comparables)
+                valuation["comparables"] = served.comparables.nearest(car.make, car.model, car.model_year,
+                                                                      car.mileage_km, config.comparables)
         return answer(served, {"valuations": valuations})
 
     @app.get(f"{API}/deals", response_model=DealsAnswer, tags=["deals"])

@@ -22,7 +22,7 @@ import pandas as pd
 
 from carprice.config import ServingConfig
 from carprice.serving import store
-from carprice.serving.valuation import Knowledge, value_cars
+from carprice.serving.valuation import Comparables, Knowledge, value_cars
 from carprice.training.modeling import ModelArtifactError, PriceModel, load_model
 from carprice.training.registry import NoChampionError, RegisteredModel, champion
 
@@ -40,7 +40,7 @@ class Served:
     registered: RegisteredModel
     model: PriceModel
     knowledge: Knowledge
-    listings: pd.DataFrame          # current listings with their valuations (comparables)
+    comparables: Comparables        # current listings with their valuations
     as_of: pd.Timestamp             # when the newest listing was last seen
     snapshot_published_at: pd.Timestamp
 
@@ -88,7 +88,8 @@ def load_served(snapshot: Path, config: ServingConfig, current: Served | None = 
                                       store.training_ranges(wh, registered.split), config.min_model_listings)
     as_of = store.data_as_of(wh) or published
     served = Served(registered=registered, model=model, knowledge=knowledge,
-                    listings=store.current_valued_listings(wh), as_of=as_of, snapshot_published_at=published)
+                    comparables=Comparables(store.current_valued_listings(wh)), as_of=as_of,
+                    snapshot_published_at=published)
     # Warm the whole valuation path (features, explanation, rating) once before the first request needs it.
     value_cars(model, knowledge, sample.rename(columns={"price_eur": "asking_price_eur"}), as_of)
     return served

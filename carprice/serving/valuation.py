@@ -108,20 +108,26 @@ def no_rating_reasons(features: pd.DataFrame, model: PriceModel, knowledge: Know
     """Why the model cannot rate each car (None when it can): a make or model it never learned, too few listings
     of it, or a year, mileage or power outside what it learned from."""
     models_known = set(model.categories.get("model", []))
-    reasons: list[str | None] = []
-    for row in features[["make", "model", *knowledge.ranges]].itertuples(index=False):
-        row = row._asdict()
-        listings = knowledge.training_listings.get((row["make"], row["model"]), 0)
-        if row["model"] not in models_known or not listings:
-            reasons.append(f"the model never learned from a {row['make']} {row['model']}")
-        elif listings < knowledge.min_model_listings:
-            reasons.append(f"only {listings} listings of a {row['make']} {row['model']} to learn from (a rating "
-                           f"needs {knowledge.min_model_listings})")
-        else:
-            outside = [f"{name} {row[name]:,.0f} is outside the {lo:,.0f}–{hi:,.0f} the model learned from"
-                       for name, (lo, hi) in knowledge.ranges.items()
-                       if pd.notna(row[name]) and not lo <= row[name] <= hi]
-            reasons.append("; ".join(outside) or None)
+    makes, names = features["make"].tolist(), features["model"].tolist()
+    listings = [knowledge.training_listings.get(pair, 0) if pair[1] in models_known else 0
+                for pair in zip(makes, names)]
+    # Checked on whole columns; a reason is written only for the few rows that need one.
+    outside = {name: ~features[name].between(lo, hi) & features[name].notna()
+               for name, (lo, hi) in knowledge.ranges.items() if name in features}
+    flagged = np.zeros(len(features), dtype=bool)
+    for mask in outside.values():
+        flagged |= mask.to_numpy()
+    reasons: list[str | None] = [None] * len(features)
+    for i, n in enumerate(listings):
+        if not n:
+            reasons[i] = f"the model never learned from a {makes[i]} {names[i]}"
+        elif n < knowledge.min_model_listings:
+            reasons[i] = (f"only {n} listings of a {makes[i]} {names[i]} to learn from (a rating needs "
+                          f"{knowledge.min_model_listings})")
+        elif flagged[i]:
+            reasons[i] = "; ".join(
+                f"{name} {features[name].iloc[i]:,.0f} is outside the {lo:,.0f}–{hi:,.0f} the model learned from"
+                for name, (lo, hi) in knowledge.ranges.items() if name in outside and outside[name].iloc[i])
     return reasons
 
 
@@ -150,23 +156,38 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def comparables(pool: pd.DataFrame, make: str, model: str, model_year: float, mileage_km: float,
-                n: int) -> list[dict]:
-    """The ``n`` current listings nearest in age and mileage: the same model first, then the same make."""
-    same_make = pool[pool["make_key"] == key(make)]
-    if same_make.empty:
-        return []
-    years = (same_make["model_year"] - model_year).abs().fillna(10)
-    km = (same_make["mileage_km"] - mileage_km).abs().fillna(10 * KM_PER_YEAR_OF_AGE) if pd.notna(mileage_km) \
-        else 0.0
-    other_model = (same_make["model_key"] != key(model)).astype(float) * 1e6  # the same model always first
-    picked = same_make.assign(_d=years + km / KM_PER_YEAR_OF_AGE + other_model).nsmallest(n, "_d")
-    ratings = rate(picked["asking_price_eur"], picked["lower_price_eur"], picked["predicted_price_eur"],
-                   picked["upper_price_eur"])
-    return [{"url": r.url, "title": r.title, "model_year": _plain(r.model_year), "mileage_km": _plain(r.mileage_km),
-             "fuel": r.fuel, "region": r.region, "same_model": r.model_key == key(model),
-             "asking_price_eur": _plain(r.asking_price_eur), "predicted_price_eur": _plain(r.predicted_price_eur),
-             "rating": rating} for r, rating in zip(picked.itertuples(), ratings)]
+class Comparables:
+    """Current listings with their valuations and ratings, indexed by make once per snapshot, so that picking a
+    car's comparables is a few numpy operations rather than a pass over every listing."""
+
+    def __init__(self, listings: pd.DataFrame):
+        self.listings = listings
+        ratings = rate(listings["asking_price_eur"], listings["lower_price_eur"], listings["predicted_price_eur"],
+                       listings["upper_price_eur"]) if len(listings) else []
+        records = [{"url": r.url, "title": r.title, "model_year": _plain(r.model_year),
+                    "mileage_km": _plain(r.mileage_km), "fuel": _plain(r.fuel), "region": _plain(r.region),
+                    "model_key": r.model_key, "asking_price_eur": _plain(r.asking_price_eur),
+                    "predicted_price_eur": _plain(r.predicted_price_eur), "rating": rating}
+                   for r, rating in zip(listings.itertuples(), ratings)]
+        self._by_make: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]] = {}
+        for make, rows in listings.groupby("make_key").indices.items():
+            self._by_make[make] = (listings["model_key"].to_numpy()[rows].astype(str),
+                                   listings["model_year"].to_numpy(dtype=float)[rows],
+                                   listings["mileage_km"].to_numpy(dtype=float)[rows], [records[i] for i in rows])
+
+    def nearest(self, make: str, model: str, model_year: float, mileage_km: float | None, n: int) -> list[dict]:
+        """The ``n`` current listings nearest in age and mileage: the same model first, then the same make."""
+        if key(make) not in self._by_make:
+            return []
+        models, years, km, records = self._by_make[key(make)]
+        distance = np.nan_to_num(np.abs(years - model_year), nan=10.0)
+        if mileage_km is not None and not np.isnan(mileage_km):
+            distance += np.nan_to_num(np.abs(km - mileage_km), nan=10 * KM_PER_YEAR_OF_AGE) / KM_PER_YEAR_OF_AGE
+        same = models == key(model)
+        distance += np.where(same, 0.0, 1e6)  # the same model always first
+        picked = np.argsort(distance, kind="stable")[:n]
+        return [{**{k: v for k, v in records[i].items() if k != "model_key"}, "same_model": bool(same[i])}
+                for i in picked]
 
 
 def value_cars(model: PriceModel, knowledge: Knowledge, cars: pd.DataFrame, as_of: pd.Timestamp, *,
@@ -181,17 +202,18 @@ def value_cars(model: PriceModel, knowledge: Knowledge, cars: pd.DataFrame, as_o
         log = model.predict_log(features, num_threads=PREDICT_THREADS)
     lower, predicted, upper = (np.exp(log + model.interval[0]), np.exp(log), np.exp(log + model.interval[1]))
     asking = features["price_eur"].to_numpy()
-    ratings = rate(np.where(np.isnan(asking), predicted, asking), lower, predicted, upper)
-    reasons = no_rating_reasons(features, model, knowledge)
-    explained = top_effects(baseline, contributions, features, top) if effects else [None] * len(features)
-    out = []
-    for i in range(len(features)):
-        reason = "no asking price given" if np.isnan(asking[i]) else reasons[i]
-        answer = {"predicted_price_eur": round(float(predicted[i]), 0),
-                  "interval_90_eur": [round(float(lower[i]), 0), round(float(upper[i]), 0)],
-                  "asking_price_eur": None if np.isnan(asking[i]) else float(asking[i]),
-                  "rating": None if reason else ratings[i], "no_rating_reason": reason}
-        if explained[i] is not None:
-            answer.update(explained[i])
-        out.append(answer)
+    priced = ~np.isnan(asking)
+    ratings = rate(np.where(priced, asking, predicted), lower, predicted, upper).tolist()
+    reasons = [reason if has_price else "no asking price given"
+               for reason, has_price in zip(no_rating_reasons(features, model, knowledge), priced.tolist())]
+    explained = top_effects(baseline, contributions, features, top) if effects else None
+    # Whole columns rounded and turned into Python numbers at once: per-row numpy scalars cost more than the model.
+    columns = zip(np.round(predicted).tolist(), np.round(lower).tolist(), np.round(upper).tolist(),
+                  np.where(priced, asking, np.nan).tolist(), ratings, reasons)
+    out = [{"predicted_price_eur": p, "interval_90_eur": [lo, hi], "asking_price_eur": a if a == a else None,
+            "rating": None if reason else rating, "no_rating_reason": reason}
+           for p, lo, hi, a, rating, reason in columns]
+    if explained is not None:
+        for answer, extra in zip(out, explained):
+            answer.update(extra)
     return out
