@@ -21,6 +21,7 @@ from carprice.config import ServingConfig, Settings
 from carprice.serving import store
 from carprice.serving.batching import NoChampion, ValuationBatcher
 from carprice.serving.holder import ModelHolder, Served
+from carprice.serving.pages import add_pages
 from carprice.serving.rating import RATINGS
 from carprice.serving.schemas import (
     Batch,
@@ -274,4 +275,5 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
         return JSONResponse({"status": "ready", "model_version": served.version, "reload_problem": holder.problem},
                             headers={VERSION_HEADER: served.version})
 
+    add_pages(app, settings, config, holder, batcher)
     return app

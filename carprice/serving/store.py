@@ -126,3 +126,37 @@ def rated_listings(wh: Warehouse, *, make: str | None = None, model: str | None 
         total = con.execute(f"SELECT count(*) FROM ({rated})", params).fetchone()[0]
         page = con.execute(f"{rated} ORDER BY saving_eur DESC, url LIMIT ? OFFSET ?", [*params, limit, offset]).df()
     return page, int(total)
+
+
+def price_against_age(wh: Warehouse, segments: int = 5, rows: int = 2000) -> pd.DataFrame:
+    """Current listings' age and asking price in the most common body types (a sample of ``rows``)."""
+    if not has_table(wh, "listing_features"):
+        return pd.DataFrame(columns=["segment", "age_years", "price_eur"])
+    # The sample size is the caller's integer (DuckDB takes only a constant there), never a client's text.
+    return wh.query(f"""
+        WITH current AS (SELECT f.body AS segment, f.age_years, f.price_eur
+                         FROM listing_features f JOIN clean_listings c USING (url)
+                         WHERE c.is_current AND f.body IS NOT NULL AND f.age_years IS NOT NULL),
+             top AS (SELECT segment FROM current GROUP BY segment ORDER BY count(*) DESC LIMIT ?)
+        SELECT * FROM current JOIN top USING (segment) USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)""",
+                    [segments])
+
+
+def depreciation(wh: Warehouse, models: int = 5, min_listings: int = 3) -> pd.DataFrame:
+    """Median asking price by whole year of age of the most listed makes and models (every listing seen)."""
+    if not has_table(wh, "listing_features"):
+        return pd.DataFrame(columns=["car", "age", "median_price_eur"])
+    return wh.query("""
+        WITH top AS (SELECT make, model FROM listing_features GROUP BY ALL ORDER BY count(*) DESC, make, model
+                     LIMIT ?)
+        SELECT f.make || ' ' || f.model AS car, floor(f.age_years) AS age, median(f.price_eur) AS median_price_eur
+        FROM listing_features f JOIN top USING (make, model) WHERE f.age_years IS NOT NULL
+        GROUP BY ALL HAVING count(*) >= ? ORDER BY car, age""", [models, min_listings])
+
+
+def error_on_new_listings(wh: Warehouse) -> pd.DataFrame:
+    """The serving model's mean absolute % error on listings new to it, per monitored batch."""
+    if not has_table(wh, "monitoring_reports"):
+        return pd.DataFrame(columns=["monitored_at", "model_version", "mape", "n_fresh"])
+    return wh.query("SELECT monitored_at, model_version, mape, n_fresh FROM monitoring_reports "
+                    "WHERE mape IS NOT NULL ORDER BY monitored_at")
