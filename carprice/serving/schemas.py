@@ -28,7 +28,7 @@ Text = Annotated[str | None, Field(default=None, max_length=100)]
 class Car(BaseModel):
     """A car to value, as an owner or a dealer describes it (names as the listings' fields)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [{
         "make": "Volkswagen", "model": "Golf", "model_year": 2019, "mileage_km": 85000, "fuel": "petrol",
         "transmission": "manual", "power_kw": 110, "region": "Bavaria", "asking_price_eur": 15900}]})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import duckdb
@@ -151,6 +152,9 @@ def test_unknown_make_or_model_is_refused_naming_the_nearest_known_ones(client, 
 
 def test_other_bad_requests_are_422s(client, installation):
     car = common_car(installation)
+    not_a_number = json.dumps({**car, "mileage_km": float("nan")})  # Python's json writes NaN; JSON has none
+    answer = client.post(f"{V1}/valuations", content=not_a_number, headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["detail"][0]["field"] == "mileage_km"
     assert client.post(f"{V1}/valuations", json={**car, "colour": "red"}).status_code == 422  # unknown field
     assert client.post(f"{V1}/valuations", json={"make": "BMW"}).status_code == 422
     assert client.post(f"{V1}/valuations", content=b"{not json", headers={"content-type": "application/json"}
