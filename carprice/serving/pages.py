@@ -40,13 +40,15 @@ def _errors(exc: ValidationError) -> list[dict]:
     return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
 
 
-def shown(value: object) -> str:
-    """A feature value as a person reads it: 13.6 rather than 13.612594113620808, "not given" for missing."""
+def shown(effect: dict) -> str:
+    """An effect's feature value as a person reads it: 13.6 rather than 13.612594113620808, a year without a
+    thousands separator, "not given" for missing."""
+    value = effect["value"]
     if value is None:
         return "not given"
-    if isinstance(value, float):
+    if isinstance(value, float) and effect["feature"] != "model_year":
         return f"{value:,.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:,.1f}"
-    return str(value)
+    return str(int(value)) if isinstance(value, float) else str(value)
 
 
 def add_pages(app: FastAPI, settings: Settings, config: ServingConfig, holder: ModelHolder,

@@ -43,7 +43,7 @@ class Knowledge:
     training_listings: dict[tuple[str, str], int]
     # feature -> (smallest, largest) value the champion learned from
     ranges: dict[str, tuple[float, float]]
-    min_model_listings: int = 5
+    min_model_listings: int  # ServingConfig.min_model_listings
 
     @classmethod
     def from_frames(cls, known: pd.DataFrame, trained: pd.DataFrame, ranges: dict[str, tuple[float, float]],
@@ -119,10 +119,12 @@ def no_rating_reasons(features: pd.DataFrame, model: PriceModel, knowledge: Know
         flagged |= mask.to_numpy()
     reasons: list[str | None] = [None] * len(features)
     for i, n in enumerate(listings):
+        make, models = knowledge.names.get(makes[i], (makes[i], {}))
+        car = f"{make} {models.get(names[i], names[i])}"  # as the listings spell it
         if not n:
-            reasons[i] = f"the model never learned from a {makes[i]} {names[i]}"
+            reasons[i] = f"the model never learned from a {car}"
         elif n < knowledge.min_model_listings:
-            reasons[i] = (f"only {n} listings of a {makes[i]} {names[i]} to learn from (a rating needs "
+            reasons[i] = (f"only {n} listings of a {car} to learn from (a rating needs "
                           f"{knowledge.min_model_listings})")
         elif flagged[i]:
             reasons[i] = "; ".join(

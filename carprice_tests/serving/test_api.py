@@ -18,7 +18,7 @@ from carprice.serving.holder import ModelHolder
 from carprice.serving.rating import RATINGS
 from carprice.serving.store import open_snapshot
 from carprice.training.modeling import load_model
-from carprice.training.registry import champion
+from carprice.training.registry import champion, rollback
 from carprice.warehouse import Warehouse
 from carprice_tests.serving.conftest import Installation, build_installation, train_and_promote
 
@@ -265,3 +265,15 @@ def test_the_snapshot_is_opened_read_only(installation):
     snapshot = open_snapshot(installation.settings.snapshot_path)
     with pytest.raises(duckdb.Error, match="read-only"):
         snapshot.replace_table("written_by_the_api", pd.DataFrame({"x": [1]}))
+
+
+def test_a_rollback_is_served_like_a_promotion(tmp_path):
+    inst = build_installation(tmp_path)
+    first = train_and_promote(inst)
+    holder = ModelHolder(inst.settings.snapshot_path)
+    holder.refresh()
+    second = train_and_promote(inst, {"num_leaves": 7})
+    assert holder.refresh() and holder.served.version == second
+    rollback(inst.warehouse, first, "the newer model undervalues vans")
+    inst.warehouse.publish_snapshot(inst.settings.snapshot_path)  # as valuation_job does after a rollback
+    assert holder.refresh() and holder.served.version == first
