@@ -1,6 +1,6 @@
 """The price API under load, beside bare LightGBM predictions of the same rows, measured in the same run.
 
-    .venv/bin/python benchmarks/serving.py [--listings 3000] [--requests 3000] [--seconds 30] [--concurrency 8]
+    .venv/bin/python benchmarks/serving.py [--listings 3000] [--requests 3000] [--seconds 30] [--concurrency 32]
 
 Builds an installation (simulated listings, a champion trained with the default recipe, its snapshot), starts the
 real server (`python -m carprice.serving.server`) on 127.0.0.1 and prints:
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=3000)
     parser.add_argument("--requests", type=int, default=3000, help="at most this many single-car requests a phase")
     parser.add_argument("--seconds", type=float, default=30.0, help="at most this long a phase")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
