@@ -25,6 +25,7 @@ from carprice.serving import store
 from carprice.serving.valuation import Comparables, Knowledge, value_cars
 from carprice.training.modeling import ModelArtifactError, PriceModel, load_model
 from carprice.training.registry import NoChampionError, RegisteredModel, champion
+from carprice.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ def load_served(snapshot: Path, config: ServingConfig, current: Served | None = 
     ModelCheckError or duckdb.Error."""
     published = pd.Timestamp(os.stat(snapshot).st_mtime, unit="s", tz="UTC")
     wh = store.open_snapshot(snapshot)
+    # DuckDB keeps one database per path and process while a connection to it is open: holding one for the whole
+    # load makes every read below see the same snapshot, even if a newer one is renamed over it meanwhile.
+    with wh.connect():
+        return _load(wh, config, current, published)
+
+
+def _load(wh: Warehouse, config: ServingConfig, current: Served | None, published: pd.Timestamp) -> Served:
     registered = champion(wh)
     same = current is not None and (current.version, current.registered.sha256) == (registered.version,
                                                                                      registered.sha256)
