@@ -29,6 +29,9 @@ def market_day(d: date) -> int:
 # Where `carprice ui` serves the Dagster UI (the monitoring reports are on the next port).
 UI_PORT = 3000
 
+# Where `carprice serve` answers price requests by default (and where `carprice ui` starts it).
+SERVE_PORT = 8000
+
 # How long a command waits for a live run elsewhere (the daemon under `carprice ui`, another `carprice run`) to
 # release the warehouse before it gives up naming that run: longer than the slowest training seen (~2 min).
 POOL_WAIT_S = 600.0
@@ -129,6 +132,26 @@ class RetrainingConfig:
 
     every_batches: int = 7            # the regular cadence: this many admitted batches since the last training
     min_batches_between: int = 2      # a drift or decay trigger waits for this many (new data to learn from)
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How the price API serves the champion and judges what it may rate."""
+
+    poll_interval_s: float = 1.0          # how often the snapshot is looked at for a new champion or new data
+    max_batch: int = 10_000               # cars in one POST /valuations:batch
+    # A batch of 10,000 described cars is ~3 MB of JSON; anything far larger is refused before it is read (413).
+    max_body_bytes: int = 16 * 1024 * 1024
+    # With fewer training listings of a make and model, its price leans on the make's and segment's averages while
+    # the interval is calibrated on all cars: a price is given but no rating.
+    min_model_listings: int = 5
+    comparables: int = 8                  # current listings shown beside a valuation (5-10 when the market has them)
+    top_effects: int = 6                  # features whose effects a valuation lists (the rest are summed up)
+    check_rows: int = 5                   # rows a new champion must predict finite prices for before it serves
+    # Single valuations waiting together are valued in one pass of at most this many (serving.batching): enough to
+    # spread the per-call cost, few enough that the first in the pass does not wait long for the last.
+    coalesce_max: int = 64
+    deals_page_max: int = 200             # largest page of GET /deals
 
 
 # The environment variable of each Settings field: load_settings reads them, Settings.to_env writes them.

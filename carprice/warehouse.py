@@ -40,11 +40,16 @@ def _schema() -> tuple[str, ...]:
 
 
 class Warehouse:
-    """Reads and writes the warehouse file; each method opens and closes its own connection."""
+    """Reads and writes the warehouse file; each method opens and closes its own connection.
 
-    def __init__(self, path: Path | str, lock_wait_s: float = LOCK_WAIT_S):
+    ``read_only`` makes every connection read-only (a published snapshot: the price API reads the registry and the
+    listings through the same stores without ever writing or creating tables).
+    """
+
+    def __init__(self, path: Path | str, lock_wait_s: float = LOCK_WAIT_S, read_only: bool = False):
         self.path = Path(path)
         self.lock_wait_s = lock_wait_s
+        self.read_only = read_only
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting up to ``lock_wait_s`` while another process holds it."""
@@ -61,7 +66,9 @@ class Warehouse:
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one unit of work; the schema exists before any write."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        read_only = read_only or self.read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open(read_only)
         try:
             if not read_only:

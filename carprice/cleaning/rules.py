@@ -10,6 +10,7 @@ import pandas as pd
 PRICE_RANGE_EUR = (300.0, 500_000.0)
 MAX_MILEAGE_KM = 1_000_000.0
 MAX_POWER_KW = 1_200.0
+MIN_MODEL_YEAR = 1950
 # A price this many times above or below the median of its make/model/year is a typo, not a deal.
 PRICE_RATIO_LIMIT = 6.0
 MIN_GROUP_FOR_RATIO = 5
@@ -64,7 +65,7 @@ def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp) -> pd.Series:
     flag(price > PRICE_RANGE_EUR[1], "price above " + f"{PRICE_RANGE_EUR[1]:.0f} EUR")
     flag(df["model_year"].isna(), "model year missing")
     flag(df["model_year"] > today.year + 1, "model year in the future")
-    flag(df["model_year"] < 1950, "model year before 1950")
+    flag(df["model_year"] < MIN_MODEL_YEAR, f"model year before {MIN_MODEL_YEAR}")
     flag(df["mileage_km"] < 0, "negative mileage")
     flag(df["mileage_km"] > MAX_MILEAGE_KM, f"mileage above {MAX_MILEAGE_KM:,.0f} km")
     flag(df["power_kw"] > MAX_POWER_KW, f"power above {MAX_POWER_KW:,.0f} kW")

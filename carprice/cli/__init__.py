@@ -1,4 +1,4 @@
-"""The ``carprice`` command: run the whole path, serve the marketplace, open the Dagster UI."""
+"""The ``carprice`` command: run the whole path, serve the marketplace, open the Dagster UI, serve the price API."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from carprice.cli.commands import (
     cmd_models_list,
     cmd_models_rollback,
     cmd_run,
+    cmd_serve,
     cmd_ui,
 )
-from carprice.config import UI_PORT
+from carprice.config import SERVE_PORT, UI_PORT
 from carprice.market.faults import FAULTS
 from carprice.validation.store import STATUSES, UNFINISHED
 
@@ -53,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the Dagster UI (dg dev) on this project's instance")
     common(ui)
     ui.add_argument("--port", type=int, default=UI_PORT)
+    ui.add_argument("--api-port", type=int, default=SERVE_PORT, help="where the price API (carprice serve) answers")
     ui.set_defaults(func=cmd_ui)
+
+    serve = sub.add_parser("serve", help="serve the price API (valuations, deals) from the published snapshot")
+    common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (loopback unless told)")
+    serve.add_argument("--port", type=int, default=SERVE_PORT, help="0 picks a free port")
+    serve.set_defaults(func=cmd_serve)
 
     batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit, "
                                              "retry")

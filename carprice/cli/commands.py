@@ -229,4 +229,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from carprice.cli.servers import serve_ui
 
     settings = dataclasses.replace(settings_from(args), reports_url=f"http://127.0.0.1:{args.port + 1}/")
-    return serve_ui(settings, args.port)
+    return serve_ui(settings, args.port, args.api_port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from carprice.serving.server import serve
+
+    serve(settings_from(args), args.host, args.port)
+    return 0

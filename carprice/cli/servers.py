@@ -1,4 +1,5 @@
-"""What ``carprice ui`` supervises: the Dagster UI and daemon (``dg dev``) and the monitoring report server."""
+"""What ``carprice ui`` supervises: the Dagster UI and daemon (``dg dev``), the monitoring report server and the
+price API."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from carprice.config import PROJECT_DIR, Settings
+from carprice.config import PROJECT_DIR, SERVE_PORT, Settings
 from carprice.processes import start_child, stop_child
 from carprice.runs.instance import prepare_dagster_home
 
@@ -26,23 +27,35 @@ def start_report_server(folder: Path, port: int) -> subprocess.Popen:
     return server
 
 
+def start_price_api(settings: Settings, port: int) -> subprocess.Popen:
+    """The price API (``carprice serve``) on 127.0.0.1:``port``; warns (and goes on) when it cannot start."""
+    api = start_child([sys.executable, "-m", "carprice.serving.server", "--data-dir", str(settings.data_dir),
+                       "--port", str(port)], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if api.poll() is not None:
+        print(f"carprice: warning: the price API could not start on port {port} (in use? try --api-port)",
+              file=sys.stderr)
+    return api
+
+
 def start_dagster_dev(port: int) -> subprocess.Popen:
     """``dg dev`` (webserver, daemon and code servers) in the project folder, the code location of its ``[tool.dg]``."""
     dg_cli = Path(sys.executable).with_name("dg")
     return start_child([str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_DIR)
 
 
-def serve_ui(settings: Settings, port: int) -> int:
-    """The Dagster UI on ``port`` and the monitoring reports on ``port + 1``, for this installation, until Ctrl-C
-    or SIGTERM, which stop both with everything they started."""
+def serve_ui(settings: Settings, port: int, api_port: int = SERVE_PORT) -> int:
+    """The Dagster UI on ``port``, the monitoring reports on ``port + 1`` and the price API on ``api_port``, for
+    this installation, until Ctrl-C or SIGTERM, which stop them all with everything they started."""
     home = prepare_dagster_home(settings)
     # The webserver and daemon load the definitions in their own processes: hand the settings over.
     os.environ.update(settings.to_env())
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Dagster home: {home}; UI on http://127.0.0.1:{port}; monitoring reports on {settings.reports_url}",
-          flush=True)
+    print(f"Dagster home: {home}; UI on http://127.0.0.1:{port}; monitoring reports on {settings.reports_url}; "
+          f"price API on http://127.0.0.1:{api_port}/docs", flush=True)
     with contextlib.ExitStack() as children:
         children.callback(stop_child, start_report_server(settings.reports_dir, port + 1))
+        children.callback(stop_child, start_price_api(settings, api_port))
         dev = start_dagster_dev(port)
         children.callback(stop_child, dev)
         try:

@@ -71,6 +71,20 @@ class RidgeLogPrice:
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         return np.exp(self.predict_log(df))
 
+    def terms(self, df: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+        """The prediction taken apart: (intercept, one column of log-price terms per feature); the intercept plus
+        a row's terms is exactly its ``predict_log``."""
+        X = self._design(df)
+        weighted = X.multiply(self.coef.reshape(1, -1)).tocsc()
+        out, start = {}, 1
+        for col in NUMERIC:
+            out[col] = weighted[:, start].toarray().ravel()
+            start += 1
+        for col, levels in self.levels.items():
+            out[col] = np.asarray(weighted[:, start:start + len(levels)].sum(axis=1)).ravel()
+            start += len(levels)
+        return float(self.coef[0]), pd.DataFrame(out, index=df.index)
+
     def to_dict(self) -> dict:
         return {"alpha": self.alpha, "fill": self.fill, "mean": self.mean, "std": self.std, "levels": self.levels,
                 "coef": [float(c) for c in self.coef]}

@@ -1,5 +1,5 @@
-"""`carprice ui` for real: the Dagster webserver (dg dev) and the report server come up on loopback, load the
-project's definitions for the named data folder, and stop, with every process they started, on a signal."""
+"""`carprice ui` for real: the Dagster webserver (dg dev), the report server and the price API come up on loopback,
+load the project's definitions for the named data folder, and stop, with every process they started, on a signal."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def free_port() -> int:
     raise RuntimeError("no two free neighbouring ports")
 
 
+def free_single_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.read()
@@ -58,7 +64,7 @@ def listening(port: int) -> bool:
 
 
 def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_it_started(tmp_path):
-    port = free_port()
+    port, api_port = free_port(), free_single_port()
     data = tmp_path / "data"
     (data / "reports" / "b1").mkdir(parents=True)
     (data / "reports" / "b1" / "drift.html").write_text("<html>drift report</html>")
@@ -67,8 +73,9 @@ def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_i
     log = tmp_path / "ui.log"
     with log.open("w") as out:
         proc = subprocess.Popen([str(Path(sys.executable).with_name("carprice")), "ui", "--port", str(port),
-                                 "--data-dir", str(data)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                                 "--api-port", str(api_port), "--data-dir", str(data)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     tree = {}
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info", proc, 180)
@@ -84,8 +91,12 @@ def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_i
         assert {n["assetKey"]["path"][0] for n in nodes} >= {"raw_listings", "champion_model", "warehouse_snapshot"}
         assert get(f"http://127.0.0.1:{port + 1}/b1/drift.html") == b"<html>drift report</html>"
         assert (data / "dagster" / "dagster.yaml").exists(), "the data folder's own Dagster instance"
+        # The price API answers, and says why it cannot value yet (nothing published in a new installation).
+        health = json.loads(wait_for(f"http://127.0.0.1:{api_port}/api/v1/healthz", proc, 60))
+        assert health == {"status": "ok", "model_version": None}
         tree = descendants(proc.pid)
         assert any(" dev " in cmd for cmd in tree.values()) and any("dagster_webserver" in cmd for cmd in tree.values())
+        assert any("carprice.serving.server" in cmd for cmd in tree.values())
         stopped_at = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)  # the parent only, as a service manager or an operator would
         proc.wait(timeout=60)
@@ -95,5 +106,5 @@ def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_i
         kill_leftovers(proc, tree)
     assert f"UI on http://127.0.0.1:{port}" in log.read_text()
     assert left == {}, f"outlived `carprice ui`: {left}"
-    assert not listening(port) and not listening(port + 1), "the UI and report ports are free"
+    assert not listening(port) and not listening(port + 1) and not listening(api_port), "the ports are free"
     assert proc.returncode == 0 and took < 30, f"exit {proc.returncode} after {took:.0f} s"

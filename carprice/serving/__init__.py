@@ -1,0 +1,1 @@
+"""Stage 8: the price API: the champion answers what a described car is worth, read from the published snapshot."""

@@ -1,0 +1,96 @@
+"""Single valuations that arrive together are valued together.
+
+Most of a valuation's cost is per call, not per car (building a feature frame, LightGBM's per-call set-up), so
+one worker thread takes every request waiting in the queue, up to a limit, and values them in one vectorized pass
+with the champion serving at that moment. Under load the passes grow and the cost per car falls; a lone request is
+a pass of one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pandas as pd
+
+from carprice.config import ServingConfig
+from carprice.serving.holder import ModelHolder, Served
+from carprice.serving.valuation import value_cars
+
+
+class NoChampion(LookupError):
+    """No champion is serving (the reason is the holder's problem)."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    car: dict
+    future: Future
+
+
+class ValuationBatcher:
+    """Values queued single cars in passes of up to ``config.coalesce_max``; ``submit`` returns a future of
+    (the Served that valued it, the valuation with its comparables)."""
+
+    def __init__(self, holder: ModelHolder, config: ServingConfig):
+        self.holder, self.config = holder, config
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="valuation-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def submit(self, car: dict) -> Future:
+        """Queue one car (a ``schemas.Car`` as a dict) for the next pass."""
+        future: Future = Future()
+        self._queue.put(_Job(car, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            while len(jobs) < self.config.coalesce_max:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this pass
+                    break
+                jobs.append(more)
+            self._value(jobs)
+
+    def _value(self, jobs: list[_Job]) -> None:
+        served = self.holder.served  # one model for the whole pass, even if a swap happens during it
+        if served is None:
+            for job in jobs:
+                job.future.set_exception(NoChampion(self.holder.problem or "no champion loaded yet"))
+            return
+        try:
+            valuations = value_one_pass(served, [job.car for job in jobs], self.config)
+        except Exception as exc:  # noqa: BLE001  (re-raised in every waiting request, as a 500: none waits forever)
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        for job, valuation in zip(jobs, valuations):
+            job.future.set_result((served, valuation))
+
+
+def value_one_pass(served: Served, cars: list[dict], config: ServingConfig) -> list[dict]:
+    """Valuations of ``cars`` with effects and comparables, in one vectorized pass."""
+    valuations = value_cars(served.model, served.knowledge, pd.DataFrame(cars), served.as_of, top=config.top_effects)
+    for valuation, car in zip(valuations, cars):
+        valuation["comparables"] = served.comparables.nearest(car["make"], car["model"], car["model_year"],
+                                                              car.get("mileage_km"), config.comparables)
+    return valuations
