@@ -42,6 +42,28 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+# Debian packages a test tier needs: the price API's pages are tested in headless Chromium.
+SYSTEM_PACKAGES = {"chromium": "chromium"}
+
+
+def ensure_system_packages() -> None:
+    """Install the Debian packages the tests need when they are missing (with apt-get, as root or with sudo);
+    without apt-get, or if it fails, the tests that need them are skipped with the reason."""
+    import shutil
+
+    missing = [package for command, package in SYSTEM_PACKAGES.items() if not shutil.which(command)]
+    if not missing or not shutil.which("apt-get"):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print(f"installing {', '.join(missing)} (apt-get; the browser tests need it)", flush=True)
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    for step in (["apt-get", "update", "-qq"], install):
+        if subprocess.run([*sudo, *step]).returncode != 0:
+            print(f"warning: could not install {', '.join(missing)}; the tests that need it will be skipped",
+                  file=sys.stderr, flush=True)
+            return
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test", "setup"):
         print(__doc__)
@@ -54,6 +76,7 @@ def main(argv: list[str]) -> int:
     if command == "run":
         args = [str(_bin("carprice")), "run", *rest]
     else:
+        ensure_system_packages()
         args = [str(_bin("python")), "-m", "pytest", *rest]
     return subprocess.run(args).returncode
 
