@@ -69,7 +69,10 @@ class ValuationBatcher:
                     self._queue.put(None)  # stop after this pass
                     break
                 jobs.append(more)
-            self._value(jobs)
+            # A request cancelled while it waited (client gone, server shutting down) is not valued.
+            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            if jobs:
+                self._value(jobs)
 
     def _value(self, jobs: list[_Job]) -> None:
         served = self.holder.served  # one model for the whole pass, even if a swap happens during it

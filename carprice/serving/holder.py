@@ -138,10 +138,17 @@ class ModelHolder:
             except NoChampionError as exc:
                 self.problem = str(exc)
                 return False
-            except (ModelArtifactError, ModelCheckError, duckdb.Error, OSError) as exc:
-                keeping = f"; still serving {self._served.version}" if self._served else ""
-                self.problem = f"the snapshot's champion was not loaded: {exc}{keeping}"
-                log.warning("carprice serve: %s", self.problem)
+            except (ModelArtifactError, ModelCheckError) as exc:
+                self._keep_serving(exc)
+                return False
+            except (duckdb.Error, OSError) as exc:
+                # Perhaps passing (the file being replaced, a full disk): the same snapshot is tried again.
+                self._seen = None
+                self._keep_serving(exc)
+                return False
+            except Exception as exc:  # any other failure to load keeps the old model serving (logged)
+                log.exception("carprice serve: loading the snapshot's champion failed")
+                self._keep_serving(exc)
                 return False
             previous, self._served = self._served, served  # the swap: one assignment
             self.problem = None
@@ -149,6 +156,12 @@ class ModelHolder:
                 log.info("carprice serve: serving %s (was %s)", served.version,
                          previous.version if previous else "none")
             return True
+
+    def _keep_serving(self, exc: BaseException) -> None:
+        """Record why the snapshot's champion was not loaded; the one serving (if any) keeps serving."""
+        keeping = f"; still serving {self._served.version}" if self._served else ""
+        self.problem = f"the snapshot's champion was not loaded: {exc}{keeping}"
+        log.warning("carprice serve: %s", self.problem)
 
     def start(self) -> None:
         """Load what the snapshot has now, then keep looking for a new one in a background thread."""

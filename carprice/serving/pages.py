@@ -104,7 +104,7 @@ def add_pages(app: FastAPI, settings: Settings, config: ServingConfig, holder: M
         errors, offset = [], 0
         try:
             filters["max_price"] = float(params["max_price"]) if "max_price" in params else None
-            offset = max(0, int(params.get("offset", 0)))
+            offset = min(max(0, int(params.get("offset", 0))), 1_000_000)  # as the API's limit
         except ValueError:
             errors.append("max price and offset must be numbers")
         if filters["min_rating"] not in RATINGS:

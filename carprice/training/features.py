@@ -118,7 +118,10 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
                                                   errors="coerce"))
     out["age_years"] = ((out["listed_at"] - registered).dt.days / 365.25).clip(lower=0.05)
     # When it was listed, as a fractional year: a recipe may let the trees tell prices before and after a change.
-    out[TIME_FEATURE] = out["listed_at"].dt.year + (out["listed_at"].dt.dayofyear - 1) / 365.25
+    # Where the source stated no date, listed_at is only the day of the latest crawl (a car unsold for months would
+    # look new), so the time is when the listing was first seen.
+    when = out["listed_at"].where(out["listed_at_stated"], out["first_seen_at"])
+    out[TIME_FEATURE] = when.dt.year + (when.dt.dayofyear - 1) / 365.25
     out["mileage_km"] = clean["mileage_km"].astype("float64")
     out["km_per_year"] = out["mileage_km"] / out["age_years"]
     out["power_kw"] = clean["power_kw"].astype("float64")

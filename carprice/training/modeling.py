@@ -177,7 +177,9 @@ def train_model(train: pd.DataFrame, params: dict | None = None, features: list[
         residuals.append(valid["log_price"].to_numpy() - predicted)
         actual.append(valid["log_price"].to_numpy())
     residuals, actual = np.concatenate(residuals), np.concatenate(actual)
-    base, booster, _ = fitted[0]  # with one fold, its booster serves up to the chosen round unless refit
+    base, booster, _ = fitted[0]
+    # With one fold and no refit, its booster serves: exactly the chosen trees.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     model = PriceModel(booster=booster, base=base, features=list(features), categories=categories,
                        params={**params, "num_boost_round": rounds},
                        early_stopping_split={**fold.to_dict(), "folds": len(folds), "refit": False})
@@ -222,14 +224,19 @@ def validation_folds(train: pd.DataFrame) -> tuple[list[pd.Series], Split]:
 
 
 def _booster_params(params: dict) -> dict:
-    return {k: v for k, v in params.items() if k not in RECIPE_ONLY}
+    """LightGBM's parameters of a recipe: not the recipe's own, nor what training recorded (rounds, selection)."""
+    return {k: v for k, v in params.items() if k not in {*RECIPE_ONLY, "num_boost_round", "recipe_selection"}}
 
 
-def recency_weights(listed_at: pd.Series, half_life_days: float | None) -> np.ndarray | None:
-    """Each row's weight, halving per ``half_life_days`` it was listed before the newest row (None: all equal)."""
+def recency_weights(listed_year: pd.Series, half_life_days: float | None) -> np.ndarray | None:
+    """Each row's weight, halving per ``half_life_days`` it was listed before the newest row (None: all equal).
+
+    ``listed_year`` is the time feature (``TIME_FEATURE``); a row without one counts like the median row.
+    """
     if not half_life_days:
         return None
-    days = (listed_at.max() - pd.to_datetime(listed_at)).dt.total_seconds().fillna(0).to_numpy() / 86_400
+    years = listed_year.astype("float64")
+    days = (years.max() - years.fillna(years.median())).fillna(0).to_numpy() * 365.25
     return 0.5 ** (days / half_life_days)
 
 
@@ -242,15 +249,17 @@ def _base(fit: pd.DataFrame, params: dict, weight: np.ndarray | None) -> RidgeLo
 def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: list[str],
               categories: dict[str, list[str]]) -> tuple[RidgeLogPrice, lgb.Booster, list[float]]:
     """Base and trees fit on ``fit`` with early stopping on ``valid``; the validation loss after each round."""
-    weight = recency_weights(fit["listed_at"], params.get("recency_half_life_days"))
+    weight = recency_weights(fit[TIME_FEATURE], params.get("recency_half_life_days"))
     base = _base(fit, params, weight)
     dtrain = lgb.Dataset(to_matrix(fit, features, categories), label=fit["log_price"], weight=weight,
                          init_score=base.fitted_log, categorical_feature=list(categories))
     dvalid = lgb.Dataset(to_matrix(valid, features, categories), label=valid["log_price"],
                          init_score=base.predict_log(valid), reference=dtrain)
     curves: dict = {}
+    # Every tree is kept (not only up to this fold's own best round): the folds' residuals are taken at the round
+    # that is best over all folds, which may be later.
     booster = lgb.train({**_booster_params(params), "metric": "l2"}, dtrain, num_boost_round=MAX_ROUNDS,
-                        valid_sets=[dvalid], valid_names=["valid"],
+                        valid_sets=[dvalid], valid_names=["valid"], keep_training_booster=True,
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
                                    lgb.record_evaluation(curves)])
     return base, booster, curves["valid"]["l2"]
@@ -259,7 +268,7 @@ def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: li
 def _fit_all(train: pd.DataFrame, params: dict, features: list[str], categories: dict[str, list[str]],
              rounds: int) -> tuple[RidgeLogPrice, lgb.Booster]:
     """Base and trees on every row, with the number of rounds the folds chose."""
-    weight = recency_weights(train["listed_at"], params.get("recency_half_life_days"))
+    weight = recency_weights(train[TIME_FEATURE], params.get("recency_half_life_days"))
     base = _base(train, params, weight)
     dtrain = lgb.Dataset(to_matrix(train, features, categories), label=train["log_price"], weight=weight,
                          init_score=base.fitted_log, categorical_feature=list(categories))

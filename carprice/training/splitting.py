@@ -168,7 +168,20 @@ def holdout_share(df: pd.DataFrame, fraction: float, max_days: int | None, min_r
             continue
         newest = times.max()
         in_window = int((times > newest - pd.Timedelta(days=max_days)).sum())
-        return min(fraction, max(in_window, min_rows) / len(df))
+        share = min(fraction, max(in_window, min_rows) / len(df))
+        # The smaller share must split on this same axis (split_holdout tries listing dates first), else the share
+        # asked for: never a random split, or another axis, where this one could split.
+        try:
+            time_cutoff(times, share)
+        except CannotSplit:
+            return fraction
+        if kind == FIRST_SEEN:
+            try:
+                time_cutoff(split_times(df, LISTING_DATE), share)
+            except CannotSplit:
+                return share
+            return fraction
+        return share
     return fraction
 
 

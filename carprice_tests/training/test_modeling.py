@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from carprice.training import modeling
-from carprice.training.features import CATEGORICAL, FEATURES, build_features
+from carprice.training.features import CATEGORICAL, FEATURES, TIME_FEATURE, build_features
 from carprice.training.linear import RidgeLogPrice
 from carprice.training.splitting import split_holdout
 from carprice_tests.conftest import clean_frame_from_market
@@ -41,6 +41,17 @@ def test_features_of_one_listing():
     # What splits it: its identity, its car (reposts share it), and when it was first seen (UTC, no zone).
     assert row["listing_key"] == "s:/u" and row["car_key"].startswith("Volkswagen|Golf|2020|50000")
     assert row["first_seen_at"] == pd.Timestamp("2025-01-02 10:00") and row["listed_at_stated"]
+
+
+def test_the_time_feature_is_the_stated_listing_date_else_the_first_crawl():
+    clean = pd.DataFrame([dict(listing_key=f"s:/{i}", url=str(i), first_seen_at="2026-03-01T10:00:00+00:00",
+                               listed_at_stated=stated, title="", description=None, make="Kia", model="Ceed",
+                               model_year=2020, first_registration=None, mileage_km=None, fuel=None, transmission=None,
+                               body=None, power_kw=None, color=None, doors=None, condition=None, price_eur=9000.0,
+                               seller_type=None, region=None, listed_at=listed)
+                          for i, (stated, listed) in enumerate([(True, "2026-01-01"), (False, "2026-07-02")])])
+    # Unstated, listed_at is the latest crawl's day: a car unsold since March would look new.
+    assert build_features(clean)[TIME_FEATURE].round(3).tolist() == [2026.0, round(2026 + 59 / 365.25, 3)]
 
 
 def test_age_falls_back_to_model_year_without_registration():
@@ -109,9 +120,10 @@ def test_regression_metrics_on_known_numbers():
 
 
 def test_recency_weights_halve_per_half_life_and_weight_the_linear_base():
-    listed = pd.Series(pd.to_datetime(["2026-01-31", "2026-01-01", "2025-12-02"]))
-    np.testing.assert_allclose(modeling.recency_weights(listed, 30), [1.0, 0.5, 0.25])
-    assert modeling.recency_weights(listed, None) is None
+    listed_year = pd.Series([2026.0, 2026.0 - 30 / 365.25, 2026.0 - 60 / 365.25, np.nan])
+    # A row without a time counts like the median row.
+    np.testing.assert_allclose(modeling.recency_weights(listed_year, 30), [1.0, 0.5, 0.25, 0.5])
+    assert modeling.recency_weights(listed_year, None) is None
     # Two prices for the same car: weighted, the base leans to the heavier one.
     rows = pd.DataFrame({"age_years": [3.0] * 4, "mileage_km": [5e4] * 4, "power_kw": [80.0] * 4,
                          "model_year": [2023.0] * 4, "log_price": np.log([10_000, 10_000, 20_000, 20_000]),

@@ -86,6 +86,7 @@ def test_a_time_ordered_fold_stops_the_trees_and_small_data_is_refit_on_every_ro
     assert refit.params["num_boost_round"] == trial.params["num_boost_round"]
     assert refit.validation == trial.validation and refit.interval == trial.interval
     assert refit.booster.current_iteration() == refit.params["num_boost_round"]
+    assert trial.booster.current_iteration() == trial.params["num_boost_round"], "exactly the chosen trees serve"
     assert not np.allclose(refit.predict_log(train.tail(50)), trial.predict_log(train.tail(50)))
 
 

@@ -64,6 +64,13 @@ def test_the_holdout_is_at_most_the_newest_days_but_never_fewer_than_the_rows_a_
     assert holdout_share(one_crawl(without_dates(df)), 0.2, 2, 0) == 0.2
     # Without listing dates, the first-seen times: five crawls of 200, the newest two days are two crawls.
     assert holdout_share(without_dates(frame(n=1000)), 0.5, 2, 0) == pytest.approx(0.4)
+    # A smaller share that the dates cannot split (the newest days hold too few): the share asked for, never a
+    # random split where the dates could split.
+    thin = frame(n=5000, days=20)
+    thin.loc[4000:, "listed_at"] = pd.Timestamp("2026-11-21")  # a day of 980, then 10 on each of the newest two
+    thin.loc[4980:, "listed_at"] = pd.Timestamp("2026-11-22") + pd.to_timedelta(np.arange(20) % 2, unit="D")
+    assert holdout_share(thin, 0.2, 2, 0) == 0.2
+    assert split_holdout(thin, holdout_share(thin, 0.2, 2, 0))[2].kind == LISTING_DATE
 
 
 def test_no_listing_dates_fall_back_to_first_seen_times():
