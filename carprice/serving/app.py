@@ -14,8 +14,11 @@ from typing import Literal
 import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from carprice.config import ServingConfig, Settings
 from carprice.serving import store
@@ -128,6 +131,10 @@ def _allowed(error: dict) -> dict | None:
     return ctx or None
 
 
+# Where the app serves Swagger UI's script and style for /docs.
+SWAGGER_STATIC = "/static/swagger-ui"
+
+
 def create_app(settings: Settings, config: ServingConfig | None = None, holder: ModelHolder | None = None,
                poll: bool = True) -> FastAPI:
     """The price API for one installation: it serves the champion named by ``settings.snapshot_path`` and
@@ -149,9 +156,20 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
             batcher.stop()
             holder.stop()
 
-    app = FastAPI(title="carprice valuation API", version="1", lifespan=lifespan,
+    # The interactive docs load Swagger UI from the app itself (swagger-ui-bundle), not from a CDN: they work
+    # without internet, like the pages.
+    app = FastAPI(title="carprice valuation API", version="1", lifespan=lifespan, docs_url=None,
                   description="Typical asking prices of used cars from the carprice champion model. The model "
                               "learns asking prices, not sale prices.")
+    app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title}: docs",
+                                   swagger_js_url=f"{SWAGGER_STATIC}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER_STATIC}/swagger-ui.css",
+                                   swagger_favicon_url="/static/favicon.svg")
+
     app.state.holder = holder
     app.add_middleware(Guard, holder=holder, max_bytes=config.max_body_bytes)
 

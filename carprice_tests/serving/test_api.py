@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 
 import duckdb
@@ -190,8 +191,13 @@ def test_champion_health_and_readiness(client, installation):
     assert client.get(f"{V1}/healthz").json()["status"] == "ok"
     ready = client.get(f"{V1}/readyz")
     assert ready.status_code == 200 and ready.headers["X-Model-Version"] == info["model_version"]
-    assert client.get("/docs").status_code == 200
     assert f"{V1}/valuations:batch" in client.get("/openapi.json").json()["paths"]
+    # The interactive docs work without internet: every script, style and icon they load comes from the app.
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', docs.text) + re.findall(r"url: '([^']+)'", docs.text)
+    assert loaded and all(url.startswith("/") for url in loaded), loaded
+    assert all(client.get(url).status_code == 200 for url in loaded)
 
 
 def test_before_any_champion_the_api_says_why_with_503(tmp_path):
