@@ -92,8 +92,8 @@ def _load(wh: Warehouse, config: ServingConfig, current: Served | None, publishe
     model = current.model if same else load_model(registered.artifact_path, expected_sha256=registered.sha256)
     sample = store.check_features(wh, config.check_rows)
     check_model(model, sample)
-    knowledge = Knowledge.from_frames(store.known_cars(wh), store.training_listings(wh, registered.split),
-                                      store.training_ranges(wh, registered.split), config.min_model_listings)
+    knowledge = Knowledge.from_frames(store.known_cars(wh), store.training_listings(wh, registered),
+                                      store.training_ranges(wh, registered), config.min_model_listings)
     as_of = store.data_as_of(wh) or published
     served = Served(registered=registered, model=model, knowledge=knowledge,
                     comparables=Comparables(store.current_valued_listings(wh)), as_of=as_of,

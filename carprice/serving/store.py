@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.serving.rating import RATINGS, rating_sql
-from carprice.training.splitting import Split
+from carprice.training.registry import RegisteredModel, held_out_keys
+from carprice.training.splitting import as_naive_utc
 from carprice.warehouse import Warehouse
 
 # A snapshot is replaced by a rename, never held open for writing: a reader waits for nothing.
@@ -42,24 +43,30 @@ def known_cars(wh: Warehouse) -> pd.DataFrame:
                        GROUP BY ALL ORDER BY make_key, model_key""")
 
 
-def _training_rows_sql(split: Split) -> tuple[str, list]:
-    """The feature rows a model with ``split`` could learn from (those before its cutoff, reposts left out)."""
+def _training_rows_sql(model: RegisteredModel) -> tuple[str, list]:
+    """The feature rows ``model`` could learn from: reposts left out; on a time split, those before its cutoff; on a
+    random split, those first seen by the time it was trained, less the listings it held out."""
     sql = "FROM listing_features f JOIN clean_listings c USING (url) WHERE c.repost_of IS NULL"
+    split = model.split
     if split.cutoff is not None and split.time_column in _TIME_COLUMNS:
         return f"{sql} AND f.{split.time_column} < ?", [split.cutoff.to_pydatetime()]
-    return sql, []
+    sql, params = f"{sql} AND f.first_seen_at <= ?", [as_naive_utc(model.trained_at).to_pydatetime()]
+    held_out = held_out_keys(model)
+    if held_out:
+        sql, params = f"{sql} AND f.listing_key NOT IN (SELECT unnest(?::VARCHAR[]))", [*params, sorted(held_out)]
+    return sql, params
 
 
-def training_listings(wh: Warehouse, split: Split) -> pd.DataFrame:
+def training_listings(wh: Warehouse, model: RegisteredModel) -> pd.DataFrame:
     """Per make and model (lower-cased, as the features have them): how many listings the champion learned from."""
-    where, params = _training_rows_sql(split)
+    where, params = _training_rows_sql(model)
     return wh.query(f"SELECT f.make AS make_key, f.model AS model_key, count(*) AS listings {where} GROUP BY ALL",
                     params)
 
 
-def training_ranges(wh: Warehouse, split: Split) -> dict[str, tuple[float, float]]:
+def training_ranges(wh: Warehouse, model: RegisteredModel) -> dict[str, tuple[float, float]]:
     """The smallest and largest model year, mileage and power the champion learned from."""
-    where, params = _training_rows_sql(split)
+    where, params = _training_rows_sql(model)
     parts = ", ".join(f"min(f.{c}) AS min_{c}, max(f.{c}) AS max_{c}" for c in RANGE_COLUMNS)
     row = wh.query(f"SELECT {parts} {where}", params).iloc[0]
     return {c: (float(row[f"min_{c}"]), float(row[f"max_{c}"])) for c in RANGE_COLUMNS

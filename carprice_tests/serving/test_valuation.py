@@ -111,3 +111,27 @@ def test_a_described_car_gets_the_feature_row_its_listing_got():
         car = listing[[c for c in CAR_FIELDS if c in listing]].assign(asking_price_eur=listing["price_eur"])
         described = build_features(clean_rows(car, pd.Timestamp(listing["listed_at"].iloc[0])))
         pd.testing.assert_series_equal(described[FEATURES].iloc[0], listed[FEATURES].iloc[i], check_names=False)
+
+
+def test_a_champion_split_at_random_learned_only_from_the_cars_it_kept_and_had_seen(tmp_path):
+    from carprice.serving import store
+    from carprice.training.registry import RegisteredModel, write_held_out_keys
+    from carprice.training.splitting import GROUPED_RANDOM, Split
+    from carprice.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    seen = pd.to_datetime(["2026-01-01 10:00"] * 3 + ["2026-02-01 10:00"])
+    wh.replace_table("listing_features", pd.DataFrame({
+        "url": list("abcd"), "listing_key": [f"s:/{u}" for u in "abcd"], "make": "kia", "model": "ceed",
+        "first_seen_at": seen, "model_year": [2015.0, 2016.0, 2024.0, 2025.0], "mileage_km": 1e4, "power_kw": 70.0}))
+    wh.replace_table("clean_listings", pd.DataFrame({"url": list("abcd"),
+                                                     "repost_of": pd.Series([None] * 4, dtype="string")}))
+    (tmp_path / "m").mkdir()
+    write_held_out_keys(tmp_path / "m", pd.Series(["s:/c"]))
+    model = RegisteredModel(
+        version="v", status="champion", artifact_path=tmp_path / "m", sha256="", metrics={}, params={},
+        features=[], train_batches=[], train_cutoff=None, trained_at=pd.Timestamp("2026-01-15", tz="UTC"),
+        split=Split(GROUPED_RANDOM, 0.2, 2, 1, group_column="car_key", seed=7))
+    # c was held out and d arrived after training: the champion learned from a and b only.
+    assert store.training_listings(wh, model)["listings"].tolist() == [2]
+    assert store.training_ranges(wh, model)["model_year"] == (2015.0, 2016.0)
