@@ -51,7 +51,7 @@ def test_a_champion_without_its_reference_asks_to_be_replaced(tmp_path):
     features = build_features(clean_frame_from_market(1200, seed=2, day=40))
     features["listed_at"] = pd.to_datetime(features["listed_at"])
     trained = train_challenger(wh, features, tmp_path / "models", holdout_fraction=0.2, params={},
-                               reference_rows=100, trained_because="test")
+                               reference_rows=100, trained_because="test", select=False)
     promote(wh, trained.saved.version, "test")
     (trained.saved.path / REFERENCE_FILE).unlink()
     outcome = monitor_admitted_batch(wh, "b1", MonitoringConfig(), tmp_path / "reports")

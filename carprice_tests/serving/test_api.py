@@ -23,6 +23,9 @@ from carprice.training.registry import champion, rollback
 from carprice.warehouse import Warehouse
 from carprice_tests.serving.conftest import Installation, build_installation, train_and_promote
 
+# A trained champion and a published snapshot behind the API: the integration tier.
+pytestmark = pytest.mark.integration
+
 V1 = "/api/v1"
 
 

@@ -19,6 +19,9 @@ from carprice.serving.app import create_app
 from carprice.serving.server import running_api
 from carprice_tests.serving.test_api import common_car
 
+# A trained champion and a published snapshot behind the pages: the integration tier.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def client(installation):
@@ -111,7 +114,6 @@ class Browser:
         self.proc.wait(timeout=30)
 
 
-@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium package is not installed")
 def test_an_owner_fills_the_form_in_a_browser_and_reads_price_and_rating(installation, tmp_path):
     car = common_car(installation)

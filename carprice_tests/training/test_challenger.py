@@ -19,6 +19,9 @@ from carprice.validation.store import ACCEPTED, QUARANTINED, record_verdict
 from carprice.warehouse import Warehouse
 from carprice_tests.conftest import clean_frame_from_market
 
+# Trains and registers models in a DuckDB warehouse: the integration tier (the fast one stays under a minute).
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def features() -> pd.DataFrame:
@@ -72,7 +75,7 @@ def test_one_date_for_everything_trains_on_first_seen_times(tmp_path, features):
     admit(wh, "b1")
     same_day = features.assign(listed_at=pd.Timestamp("2026-11-27"))
     trained = train_challenger(wh, same_day, tmp_path / "models", holdout_fraction=0.2, params={}, reference_rows=300,
-                               trained_because="test")
+                               trained_because="test", select=False)
     entry = latest_challenger(wh)
     assert trained.split.kind == entry.split.kind == "first_seen"
     assert entry.split.why.startswith(f"listing dates could not split the data (all {len(features)} are the same")
@@ -83,7 +86,7 @@ def test_a_single_import_without_dates_trains_on_a_random_split_by_car(tmp_path,
     wh = Warehouse(tmp_path / "wh.duckdb")
     admit(wh, "b1")
     trained = train_challenger(wh, without_dates(features), tmp_path / "models", holdout_fraction=0.2, params={},
-                               reference_rows=300, trained_because="test")
+                               reference_rows=300, trained_because="test", select=False)
     entry = latest_challenger(wh)
     assert entry.split.kind == "grouped_random" and entry.split.group_column == "car_key"
     assert entry.train_cutoff is None and trained.split.cutoff is None
@@ -104,9 +107,9 @@ def test_a_challenger_never_judged_is_superseded_by_the_next_one(tmp_path, featu
     admit(wh, "b1")
     record_requests(wh, "b1", None, [("no_champion", "no model yet")])
     first = train_challenger(wh, features, tmp_path / "models", holdout_fraction=0.2, params={"num_leaves": 7},
-                             reference_rows=300, trained_because="first")
+                             reference_rows=300, trained_because="first", select=False)
     second = train_challenger(wh, features, tmp_path / "models", holdout_fraction=0.2, params={"num_leaves": 7},
-                              reference_rows=300, trained_because="second")
+                              reference_rows=300, trained_because="second", select=False)
     assert second.superseded == [first.saved.version]
     statuses = dict(wh.query("SELECT version, status FROM model_registry").itertuples(index=False))
     assert statuses == {first.saved.version: "rejected", second.saved.version: "challenger"}
