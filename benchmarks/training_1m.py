@@ -86,11 +86,9 @@ def child_baseline(data_dir: Path, rounds: int) -> dict:
                                                     promotion.holdout_min_rows))
     categories = modeling.category_levels(train, features)
     X = modeling.to_matrix(train, features, categories)
-    booster_params = {k: v for k, v in params.items()
-                      if k not in modeling.RECIPE_ONLY and k not in ("num_boost_round", "recipe_selection")}
+    data = lgb.Dataset(X, label=train["log_price"], categorical_feature=list(categories))
     started = time.perf_counter()
-    lgb.train(booster_params, lgb.Dataset(X, label=train["log_price"], categorical_feature=list(categories)),
-              num_boost_round=rounds)
+    lgb.train(modeling.booster_params(params), data, num_boost_round=rounds)
     return {"seconds": time.perf_counter() - started, "n_train": len(train)}
 
 

@@ -178,5 +178,6 @@ class ModelHolder:
         while not self._stop.wait(self.config.poll_interval_s):
             try:
                 self.refresh()
-            except Exception:  # the poller must outlive any one bad snapshot; the reason is logged
+            except Exception as exc:  # the poller must outlive any one bad snapshot: logged, and shown by /readyz
                 log.exception("carprice serve: reloading the champion failed")
+                self._keep_serving(exc)

@@ -58,6 +58,8 @@ REFIT_MAX_ROWS = 50_000
 # Recipe parameters that are not LightGBM's: the linear base, the listing date as a feature (``TIME_FEATURE``), and
 # recency weights (a listing counts half as much per this many days older than the newest).
 RECIPE_ONLY = {"linear_base", "time_feature", "recency_half_life_days"}
+# What training adds to a model's parameters about itself: the rounds chosen, and the recipe search's trials.
+TRAINING_RECORDS = {"num_boost_round", "recipe_selection"}
 # Split-conformal offsets from fewer residuals than this are mostly noise.
 MIN_CALIBRATION_ROWS = 20
 # Nominal coverage of the prediction interval (split-conformal on log-price residuals).
@@ -223,9 +225,14 @@ def validation_folds(train: pd.DataFrame) -> tuple[list[pd.Series], Split]:
     return masks, fold
 
 
-def _booster_params(params: dict) -> dict:
-    """LightGBM's parameters of a recipe: not the recipe's own, nor what training recorded (rounds, selection)."""
-    return {k: v for k, v in params.items() if k not in {*RECIPE_ONLY, "num_boost_round", "recipe_selection"}}
+def recipe_of(params: dict) -> dict:
+    """The recipe in a trained model's parameters: without what training recorded about itself (rounds, selection)."""
+    return {k: v for k, v in params.items() if k not in TRAINING_RECORDS}
+
+
+def booster_params(params: dict) -> dict:
+    """LightGBM's parameters of a recipe: not the recipe's own (``RECIPE_ONLY``), nor what training recorded."""
+    return {k: v for k, v in recipe_of(params).items() if k not in RECIPE_ONLY}
 
 
 def recency_weights(listed_year: pd.Series, half_life_days: float | None) -> np.ndarray | None:
@@ -258,7 +265,7 @@ def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: li
     curves: dict = {}
     # Every tree is kept (not only up to this fold's own best round): the folds' residuals are taken at the round
     # that is best over all folds, which may be later.
-    booster = lgb.train({**_booster_params(params), "metric": "l2"}, dtrain, num_boost_round=MAX_ROUNDS,
+    booster = lgb.train({**booster_params(params), "metric": "l2"}, dtrain, num_boost_round=MAX_ROUNDS,
                         valid_sets=[dvalid], valid_names=["valid"], keep_training_booster=True,
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
                                    lgb.record_evaluation(curves)])
@@ -272,7 +279,7 @@ def _fit_all(train: pd.DataFrame, params: dict, features: list[str], categories:
     base = _base(train, params, weight)
     dtrain = lgb.Dataset(to_matrix(train, features, categories), label=train["log_price"], weight=weight,
                          init_score=base.fitted_log, categorical_feature=list(categories))
-    return base, lgb.train(_booster_params(params), dtrain, num_boost_round=rounds)
+    return base, lgb.train(booster_params(params), dtrain, num_boost_round=rounds)
 
 
 def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAGE) -> tuple[float, float]:

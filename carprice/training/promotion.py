@@ -66,8 +66,7 @@ def backtest(params: dict, features: list[str], data: pd.DataFrame, before: pd.T
     edges = history["listed_at"].quantile(np.linspace(0.5, 1.0, folds + 1)).tolist()
     edges[-1] = before
     out = []
-    # The chosen recipe without what training recorded about itself (rounds, the selection's trials).
-    recipe = {k: v for k, v in params.items() if k not in ("num_boost_round", "recipe_selection")}
+    recipe = modeling.recipe_of(params)
     for start, end in itertools.pairwise(edges):
         train, test = history[history["listed_at"] < start], history[(history["listed_at"] >= start)
                                                                        & (history["listed_at"] < end)]
