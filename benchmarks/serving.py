@@ -1,11 +1,13 @@
 """The price API under load, beside bare LightGBM predictions of the same rows, measured in the same run.
 
-    .venv/bin/python benchmarks/serving.py [--listings 3000] [--requests 3000] [--seconds 30] [--concurrency 32]
+    .venv/bin/python benchmarks/serving.py [--listings 3000] [--requests 3000] [--seconds 30] [--concurrency 8]
 
 Builds an installation (simulated listings, a champion trained with the default recipe, its snapshot), starts the
 real server (`python -m carprice.serving.server`) on 127.0.0.1 and prints:
-- single-car valuations over HTTP (a bounded load generator: at most --requests, at most --seconds): throughput
-  and p50/p99 latency, beside bare `Booster.predict` of one row (1 and 2 threads) on the same rows;
+- single-car valuations over HTTP (a bounded load generator: at most --requests, at most --seconds), with their
+  effects (the default) and price only (`?effects=false`): throughput, p50/p99 latency and the server's CPU per
+  valuation (which others' work on the machine barely moves), beside bare `Booster.predict` of one row (1 and 2
+  threads) on the same rows;
 - the batch endpoint (10,000 cars, no effects) per row, beside bare predict of the same 10,000 rows;
 - hot reload under that load: failed requests while a new champion is promoted, and the time from its snapshot
   being published to the first answer by it.
@@ -19,6 +21,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -48,19 +51,28 @@ def described_cars(inst, n: int, seed: int = 1) -> list[dict]:
             for row in cars.to_dict("records")]
 
 
+def server_cpu_s(data_dir: Path) -> float:
+    """CPU seconds used so far by the price API serving ``data_dir`` (all its threads): a figure that others' work
+    on the machine barely moves, unlike throughput."""
+    pattern = f"carprice.serving.server --data-dir {data_dir}"
+    pid = subprocess.check_output(["pgrep", "-f", pattern], text=True).split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 def bare_predict(inst, rows: int) -> dict[str, float]:
-    """Seconds per row of the champion's bare Booster.predict: one row per call (1 and 2 threads), one call for
-    ``rows`` rows."""
+    """Seconds per row of the champion's bare Booster.predict on its numeric feature matrix (the fastest way to call
+    it: no DataFrame): one row per call (1 and 2 threads), one call for ``rows`` rows."""
     registered = champion(inst.warehouse)
     model = load_model(registered.artifact_path, registered.sha256)
-    X = model.matrix(inst.features.sample(rows, replace=True, random_state=2).reset_index(drop=True))
+    X = model.values(inst.features.sample(rows, replace=True, random_state=2).reset_index(drop=True))
     out = {}
     for threads in (1, 2):
-        singles = [X.iloc[[i]] for i in range(min(rows, 2000))]
+        singles = [X[i:i + 1] for i in range(min(rows, 2000))]
         model.booster.predict(singles[0], num_threads=threads)
         times = []
         for row in singles:
@@ -103,7 +115,7 @@ class Connection:
 
 
 async def load(url: str, cars: list[dict], max_requests: int, max_seconds: float, concurrency: int,
-               log: list[tuple[float, float, int, str]]) -> float:
+               log: list[tuple[float, float, int, str]], path: str = "/api/v1/valuations") -> float:
     """Send single-car valuations from ``concurrency`` connections until ``max_requests`` are answered or
     ``max_seconds`` pass; appends (time, latency, status, version) per request; returns the wall time."""
     bodies = [json.dumps(car).encode() for car in cars]
@@ -118,7 +130,7 @@ async def load(url: str, cars: list[dict], max_requests: int, max_seconds: float
             sent += 1
             start = time.perf_counter()
             try:
-                status, version = await connection.post("/api/v1/valuations", body)
+                status, version = await connection.post(path, body)
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 status, version, connection = 0, repr(exc), Connection(url)
             log.append((time.monotonic(), time.perf_counter() - start, status, version))
@@ -128,6 +140,18 @@ async def load(url: str, cars: list[dict], max_requests: int, max_seconds: float
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - start
+
+
+def single_cars(url: str, data_dir: Path, cars: list[dict], args: argparse.Namespace, path: str) -> dict:
+    """Throughput, latencies, errors and CPU per request of single-car valuations at ``path``."""
+    log: list[tuple[float, float, int, str]] = []
+    cpu, served_cpu = time.process_time(), server_cpu_s(data_dir)
+    wall = asyncio.run(load(url, cars, args.requests, args.seconds, args.concurrency, log, path))
+    latencies = [t for _, t, status, _ in log if status == 200]
+    return {"rate": len(latencies) / wall, "wall": wall, "requests": len(log), "latencies": latencies,
+            "errors": sum(status != 200 for _, _, status, _ in log),
+            "generator_cpu": (time.process_time() - cpu) / max(len(log), 1),
+            "server_cpu": (server_cpu_s(data_dir) - served_cpu) / max(len(log), 1)}
 
 
 def batch_per_row(url: str, cars: list[dict], repeats: int = 3) -> tuple[float, float]:
@@ -147,7 +171,9 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=3000)
     parser.add_argument("--requests", type=int, default=3000, help="at most this many single-car requests a phase")
     parser.add_argument("--seconds", type=float, default=30.0, help="at most this long a phase")
-    parser.add_argument("--concurrency", type=int, default=32)
+    # At 1,000 answers a second, n requests in flight wait n ms on average (Little's law): a p99 of 20 ms allows
+    # about 8 to 10.
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,13 +189,10 @@ def main() -> None:
         with running_api(inst.settings) as url:
             httpx.post(f"{url}/api/v1/valuations", json=cars[0]).raise_for_status()
             asyncio.run(load(url, cars, 200, 10, args.concurrency, []))  # warm-up: connections, first requests
-            log: list[tuple[float, float, int, str]] = []
-            cpu = time.process_time()
-            wall = asyncio.run(load(url, cars, args.requests, args.seconds, args.concurrency, log))
-            generator_cpu = (time.process_time() - cpu) / max(len(log), 1)
-            latencies = [t for _, t, status, _ in log if status == 200]
-            errors = sum(status != 200 for _, _, status, _ in log)
-            rate = len(latencies) / wall
+            phases = {}
+            for name, path in (("with effects", "/api/v1/valuations"),
+                               ("price only", "/api/v1/valuations?effects=false")):
+                phases[name] = single_cars(url, inst.settings.data_dir, cars, args, path)
             per_row, megabytes = batch_per_row(url, cars)
 
             # Hot reload under load: a new champion is promoted and published while the load runs.
@@ -190,16 +213,22 @@ def main() -> None:
 
     single = bare["single_1t_p50"]
     print(f"machine                {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (others' "
-          f"work included); the load generator used {generator_cpu * 1e3:.2f} ms CPU per request")
-    print(f"single car over HTTP   {rate:8.0f} valuations/s  p50 {percentile(latencies, 50) * 1e3:6.1f} ms  "
-          f"p99 {percentile(latencies, 99) * 1e3:6.1f} ms  ({len(log)} requests, {errors} errors, "
-          f"concurrency {args.concurrency}, {wall:.1f} s)   targets: >= 1,000/s, p99 <= 20 ms")
+          "work included)")
+    for name, phase in phases.items():
+        latencies = phase["latencies"]
+        print(f"single car, {name:12s}{phase['rate']:6.0f} valuations/s  p50 {percentile(latencies, 50) * 1e3:6.1f} ms"
+              f"  p99 {percentile(latencies, 99) * 1e3:6.1f} ms  ({phase['requests']} requests, {phase['errors']} "
+              f"errors, concurrency {args.concurrency}, {phase['wall']:.1f} s)   targets: >= 1,000/s, p99 <= 20 ms")
+        cpu = phase["server_cpu"] + phase["generator_cpu"]
+        print(f"  CPU per valuation    server {phase['server_cpu'] * 1e3:.2f} ms (all its threads), load generator "
+              f"{phase['generator_cpu'] * 1e3:.2f} ms: 2 cores allow at most {2 / cpu:,.0f}/s")
     for threads in (1, 2):
         print(f"bare predict, 1 row    {bare[f'single_{threads}t_per_s']:8.0f} rows/s        p50 "
               f"{bare[f'single_{threads}t_p50'] * 1e3:6.2f} ms  p99 {bare[f'single_{threads}t_p99'] * 1e3:6.2f} ms"
               f"  (num_threads={threads})")
-    print(f"ratio HTTP/bare        {statistics.median(latencies) / single:8.1f}x p50 latency, "
-          f"{bare['single_1t_per_s'] / rate:.1f}x throughput (bare 1 thread / served)")
+    lean = phases["price only"]
+    print(f"ratio HTTP/bare        {statistics.median(lean['latencies']) / single:8.1f}x p50 latency, "
+          f"{bare['single_1t_per_s'] / lean['rate']:.1f}x throughput (bare 1 thread / served price only)")
     print(f"batch of 10,000        {per_row * 1e6:8.1f} µs/row (response {megabytes:.1f} MB)   bare predict "
           f"{bare['batch_per_row'] * 1e6:.1f} µs/row   ratio {per_row / bare['batch_per_row']:.1f}x   "
           "(target <= 2x)")

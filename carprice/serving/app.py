@@ -11,11 +11,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Literal
 
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
+from fastapi.responses import JSONResponse as StdlibJSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
@@ -40,6 +42,14 @@ from carprice.serving.valuation import PRICE_MEANING, unknown_names, value_cars
 API = "/api/v1"
 VERSION_HEADER = "X-Model-Version"
 NO_MODEL = "none"
+
+
+class JSONResponse(StdlibJSONResponse):
+    """A JSON answer encoded by orjson: a valuation with its effects and comparables in a tenth of the standard
+    encoder's time (it was a tenth of a single valuation's CPU), a batch of 10,000 in milliseconds."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
 
 
 class NotReady(Exception):
@@ -159,6 +169,7 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
     # The interactive docs load Swagger UI from the app itself (swagger-ui-bundle), not from a CDN: they work
     # without internet, like the pages.
     app = FastAPI(title="carprice valuation API", version="1", lifespan=lifespan, docs_url=None,
+                  default_response_class=JSONResponse,
                   description="Typical asking prices of used cars from the carprice champion model. The model "
                               "learns asking prices, not sale prices.")
     app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
@@ -208,7 +219,7 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
         return JSONResponse({"detail": detail, "model_version": served.version if served else None},
                             status_code=422)
 
-    def check_names(served: Served, cars: pd.DataFrame, prefix: str = "") -> None:
+    def check_names(served: Served, cars: dict[str, list], prefix: str = "") -> None:
         unknown = unknown_names(cars, served.knowledge)
         if unknown:
             raise BadCars([{"field": f"{prefix.format(u.index)}{u.field}", "message": u.message(),
@@ -217,13 +228,15 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
     @app.post(f"{API}/valuations", response_model=ValuationAnswer, tags=["valuations"],
               responses={422: {"description": "unknown make or model, or a value outside its allowed range"},
                          503: {"description": "no champion serving yet"}})
-    async def value_one(car: Car) -> JSONResponse:
+    async def value_one(car: Car, effects: bool = Query(True, description=(
+            "with the features that move the price most (explaining a car costs about as much CPU as the rest of "
+            "its valuation; leave them out to price many cars faster)"))) -> JSONResponse:
         """The typical asking price of one car, its 90% interval, a rating of its asking price, the features that
         move its price most, and comparable listings on sale now."""
-        check_names(serving(), pd.DataFrame([{"make": car.make, "model": car.model}]))
+        check_names(serving(), {"make": [car.make], "model": [car.model]})
         try:
             # Valued with the other cars waiting now, in one pass (serving.batching).
-            served, valuation = await asyncio.wrap_future(batcher.submit(car.model_dump()))
+            served, valuation = await asyncio.wrap_future(batcher.submit(car.model_dump(), effects))
         except NoChampion as exc:
             raise NotReady(str(exc)) from exc
         return answer(served, {"valuation": valuation})
@@ -238,7 +251,7 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
                                                         f"{len(batch.cars):,}", "allowed": {"max_length":
                                                                                             config.max_batch}}])
         # Column by column: cheaper than a dict per car for 10,000 cars.
-        cars = pd.DataFrame({name: [getattr(c, name) for c in batch.cars] for name in Car.model_fields})
+        cars = {name: [getattr(c, name) for c in batch.cars] for name in Car.model_fields}
         check_names(served, cars, "cars[{}].")
         valuations = value_cars(served.model, served.knowledge, cars, served.as_of, effects=batch.effects,
                                 top=config.top_effects)

@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
 
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -83,7 +82,7 @@ def add_pages(app: FastAPI, settings: Settings, config: ServingConfig, holder: M
             car = Car.model_validate(form)
         except ValidationError as exc:
             return page(request, "index.html", **{**context, "errors": _errors(exc)})
-        unknown = unknown_names(pd.DataFrame([{"make": car.make, "model": car.model}]), served.knowledge)
+        unknown = unknown_names({"make": [car.make], "model": [car.model]}, served.knowledge)
         if unknown:
             errors = [{"field": u.field, "message": u.message(), "nearest": u.nearest} for u in unknown]
             return page(request, "index.html", **{**context, "errors": errors})

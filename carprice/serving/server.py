@@ -37,8 +37,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = SERVE_PORT,
     print(f"serving http://{host}:{bound} (API docs at /docs) from {settings.snapshot_path}", flush=True)
     # One process: the model is loaded once and hot-reloaded in place. Access logs are off: one line per request
     # costs more than a valuation.
+    # No X-Forwarded-* rewriting either: nothing here reads the client's address.
     server = uvicorn.Server(uvicorn.Config(create_app(settings, config), log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=5))
+                                           proxy_headers=False, timeout_graceful_shutdown=5))
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, or SIGTERM under carprice.cli.main
         server.run(sockets=[sock])
 

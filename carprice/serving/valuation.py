@@ -9,13 +9,14 @@ learns asking prices, not sale prices: what is predicted is what comparable cars
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from carprice.serving.rating import rate
-from carprice.training.features import build_features
+from carprice.training.features import as_floats, feature_columns
 from carprice.training.modeling import PriceModel
 
 # What each answer says the price is.
@@ -81,7 +82,7 @@ def nearest_names(name: str, candidates: dict[str, str], n: int = NEAREST_NAMES)
     return [candidates[c] for c in close]
 
 
-def unknown_names(cars: pd.DataFrame, knowledge: Knowledge) -> list[UnknownName]:
+def unknown_names(cars: Mapping[str, Sequence], knowledge: Knowledge) -> list[UnknownName]:
     """Every make, or model of a known make, that the warehouse has never seen, with the nearest known ones."""
     makes = {k: spelling for k, (spelling, _) in knowledge.names.items()}
     found = []
@@ -93,31 +94,36 @@ def unknown_names(cars: pd.DataFrame, knowledge: Knowledge) -> list[UnknownName]
     return found
 
 
-def clean_rows(cars: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Described cars as clean-listing rows listed on ``as_of`` (the data's date), for ``build_features``."""
-    n, day = len(cars), pd.Timestamp(as_of).tz_localize(None).normalize()
-    rows = pd.DataFrame({c: cars[c] if c in cars else pd.Series([None] * n, index=cars.index, dtype="object")
-                         for c in CAR_FIELDS})
-    asking = cars["asking_price_eur"] if "asking_price_eur" in cars else pd.Series(np.nan, index=cars.index)
-    return rows.assign(listing_key=[f"request:{i}" for i in range(n)], url="", source="request",
-                       listed_at=day.date().isoformat(), listed_at_stated=True,
-                       first_seen_at=day.isoformat(), price_eur=asking.astype("float64")).reset_index(drop=True)
+def request_features(cars: Mapping[str, Sequence], as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+    """The training's features of described cars (``feature_columns``) listed on ``as_of`` (the data's date), and
+    their asking prices as ``price_eur``. ``cars`` maps CAR_FIELDS and ``asking_price_eur`` to columns (a field a
+    client left out may be absent)."""
+    n = len(cars["make"])
+    listed = np.full(n, np.datetime64(pd.Timestamp(as_of).tz_localize(None).normalize().to_datetime64(), "ns"))
+    fields = {c: cars[c] if c in cars else [None] * n for c in CAR_FIELDS}
+    features = feature_columns(fields, listed, listed)
+    features["price_eur"] = as_floats(cars["asking_price_eur"]) if "asking_price_eur" in cars else np.full(n, np.nan)
+    return features
 
 
-def no_rating_reasons(features: pd.DataFrame, model: PriceModel, knowledge: Knowledge) -> list[str | None]:
+def no_rating_reasons(features: Mapping[str, np.ndarray], model: PriceModel, knowledge: Knowledge
+                      ) -> list[str | None]:
     """Why the model cannot rate each car (None when it can): a make or model it never learned, too few listings
     of it, or a year, mileage or power outside what it learned from."""
     models_known = set(model.categories.get("model", []))
-    makes, names = features["make"].tolist(), features["model"].tolist()
+    makes, names = list(features["make"]), list(features["model"])
     listings = [knowledge.training_listings.get(pair, 0) if pair[1] in models_known else 0
                 for pair in zip(makes, names)]
-    # Checked on whole columns; a reason is written only for the few rows that need one.
-    outside = {name: ~features[name].between(lo, hi) & features[name].notna()
-               for name, (lo, hi) in knowledge.ranges.items() if name in features}
-    flagged = np.zeros(len(features), dtype=bool)
+    # Checked on whole columns (a missing value is never outside); a reason is written only for rows that need one.
+    outside = {}
+    for name, (lo, hi) in knowledge.ranges.items():
+        if name in features:
+            values = as_floats(features[name])
+            outside[name] = (values < lo) | (values > hi)
+    flagged = np.zeros(len(makes), dtype=bool)
     for mask in outside.values():
-        flagged |= mask.to_numpy()
-    reasons: list[str | None] = [None] * len(features)
+        flagged |= mask
+    reasons: list[str | None] = [None] * len(makes)
     for i, n in enumerate(listings):
         make, models = knowledge.names.get(makes[i], (makes[i], {}))
         car = f"{make} {models.get(names[i], names[i])}"  # as the listings spell it
@@ -128,12 +134,13 @@ def no_rating_reasons(features: pd.DataFrame, model: PriceModel, knowledge: Know
                           f"{knowledge.min_model_listings})")
         elif flagged[i]:
             reasons[i] = "; ".join(
-                f"{name} {features[name].iloc[i]:,.0f} is outside the {lo:,.0f}–{hi:,.0f} the model learned from"
-                for name, (lo, hi) in knowledge.ranges.items() if name in outside and outside[name].iloc[i])
+                f"{name} {as_floats(features[name])[i]:,.0f} is outside the {lo:,.0f}–{hi:,.0f} the model learned "
+                "from" for name, (lo, hi) in knowledge.ranges.items() if name in outside and outside[name][i])
     return reasons
 
 
-def top_effects(baseline: np.ndarray, effects: pd.DataFrame, features: pd.DataFrame, top: int) -> list[dict]:
+def top_effects(baseline: np.ndarray, effects: pd.DataFrame, features: Mapping[str, np.ndarray], top: int
+                ) -> list[dict]:
     """Per row: the ``top`` largest feature effects (% on the price and log), the baseline price and what the
     other features add; baseline log plus every listed and other log effect is the predicted log price."""
     out = []
@@ -143,7 +150,8 @@ def top_effects(baseline: np.ndarray, effects: pd.DataFrame, features: pd.DataFr
         listed = [effects.columns[j] for j in order[i]]
         out.append({
             "baseline_price_eur": round(float(np.exp(baseline[i])), 0),
-            "effects": [{"feature": name, "value": _plain(features[name].iloc[i]),
+            # A property column no request carries is missing (its effect is the trees' missing branch).
+            "effects": [{"feature": name, "value": _plain(features[name][i]) if name in features else None,
                          "effect_pct": round(float(np.expm1(values[i, j])) * 100, 2),
                          "log_effect": float(values[i, j])} for name, j in zip(listed, order[i])],
             "other_log_effect": float(values[i].sum() - values[i, order[i]].sum()),
@@ -192,18 +200,19 @@ class Comparables:
                 for i in picked]
 
 
-def value_cars(model: PriceModel, knowledge: Knowledge, cars: pd.DataFrame, as_of: pd.Timestamp, *,
+def value_cars(model: PriceModel, knowledge: Knowledge, cars: Mapping[str, Sequence], as_of: pd.Timestamp, *,
                effects: bool = True, top: int = 6) -> list[dict]:
     """Value every described car in one vectorized pass: price, 90% interval, rating or why none, and (with
-    ``effects``) the largest feature effects. ``cars`` holds CAR_FIELDS and ``asking_price_eur`` columns."""
-    features = build_features(clean_rows(cars, as_of))
+    ``effects``) the largest feature effects. ``cars`` maps CAR_FIELDS and ``asking_price_eur`` to columns (a
+    DataFrame or a dict of lists)."""
+    features = request_features(cars, as_of)
     if effects:
         baseline, contributions = model.explain_log(features, num_threads=PREDICT_THREADS)
         log = baseline + contributions.to_numpy().sum(axis=1)
     else:
         log = model.predict_log(features, num_threads=PREDICT_THREADS)
     lower, predicted, upper = (np.exp(log + model.interval[0]), np.exp(log), np.exp(log + model.interval[1]))
-    asking = features["price_eur"].to_numpy()
+    asking = features["price_eur"]
     priced = ~np.isnan(asking)
     ratings = rate(np.where(priced, asking, predicted), lower, predicted, upper).tolist()
     reasons = [reason if has_price else "no asking price given"

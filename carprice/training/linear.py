@@ -6,11 +6,14 @@ Used twice: as the "linear model" baseline, and as the base the LightGBM price m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from carprice.training.features import CATEGORICAL
+from carprice.training.features import CATEGORICAL, Levels, as_floats
 
 NUMERIC = ["age_years", "mileage_km", "power_kw", "model_year"]
 
@@ -65,25 +68,42 @@ class RidgeLogPrice:
         model.fitted_log = np.full(len(train), mean)
         return model
 
-    def predict_log(self, df: pd.DataFrame) -> np.ndarray:
-        return self._design(df) @ self.coef
+    def term_matrix(self, columns: Mapping[str, Any]) -> tuple[list[str], np.ndarray]:
+        """Each feature's term in every row's log price, without the sparse design (one row costs microseconds):
+        (feature names, a rows × features array); the intercept plus a row's terms is its ``predict_log``.
+        ``columns`` is a feature DataFrame or a mapping of feature columns."""
+        names = list(NUMERIC) + list(self.levels)
+        n = len(columns[NUMERIC[0]])
+        out = np.zeros((n, len(names)))
+        for j, col in enumerate(NUMERIC):
+            x = as_floats(columns[col])
+            x = np.where(np.isnan(x), self.fill[col], x)
+            out[:, j] = self.coef[1 + j] * (x - self.mean[col]) / self.std[col]
+        start = 1 + len(NUMERIC)
+        for j, (col, levels) in enumerate(self.levels.items(), start=len(NUMERIC)):
+            codes = self._levels(col).codes(columns[col])
+            out[:, j] = np.where(codes >= 0, self.coef[start + codes], 0.0)  # an unseen level adds nothing
+            start += len(levels)
+        return names, out
 
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
+    def _levels(self, col: str) -> Levels:
+        """The levels of ``col`` as a Levels, built once per model."""
+        cache = self.__dict__.setdefault("_indexes", {})
+        if col not in cache:
+            cache[col] = Levels(self.levels[col])
+        return cache[col]
+
+    def predict_log(self, df: Mapping[str, Any]) -> np.ndarray:
+        return self.coef[0] + self.term_matrix(df)[1].sum(axis=1)
+
+    def predict(self, df: Mapping[str, Any]) -> np.ndarray:
         return np.exp(self.predict_log(df))
 
     def terms(self, df: pd.DataFrame) -> tuple[float, pd.DataFrame]:
         """The prediction taken apart: (intercept, one column of log-price terms per feature); the intercept plus
         a row's terms is exactly its ``predict_log``."""
-        X = self._design(df)
-        weighted = X.multiply(self.coef.reshape(1, -1)).tocsc()
-        out, start = {}, 1
-        for col in NUMERIC:
-            out[col] = weighted[:, start].toarray().ravel()
-            start += 1
-        for col, levels in self.levels.items():
-            out[col] = np.asarray(weighted[:, start:start + len(levels)].sum(axis=1)).ravel()
-            start += len(levels)
-        return float(self.coef[0]), pd.DataFrame(out, index=df.index)
+        names, matrix = self.term_matrix(df)
+        return float(self.coef[0]), pd.DataFrame(matrix, columns=names, index=df.index)
 
     def to_dict(self) -> dict:
         return {"alpha": self.alpha, "fill": self.fill, "mean": self.mean, "std": self.std, "levels": self.levels,

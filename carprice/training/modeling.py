@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -16,6 +18,8 @@ from carprice.training.features import (
     CATEGORICAL,
     PROPERTY_NUMERIC,
     TIME_FEATURE,
+    Levels,
+    as_floats,
     is_property_feature,
     model_features,
 )
@@ -94,35 +98,69 @@ class PriceModel:
         """The feature matrix with the training categories (unseen levels become missing)."""
         return to_matrix(df, self.features, self.categories)
 
-    def predict_price(self, df: pd.DataFrame) -> np.ndarray:
+    def values(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The feature matrix as the booster reads it: float64, a category as the position of its level among the
+        training's (unseen or missing: NaN), which is what LightGBM makes of ``matrix``; without a DataFrame, so
+        one row costs microseconds. ``columns`` is a feature DataFrame or a mapping of feature columns
+        (``features.feature_columns``); a property column it lacks is all missing, any other is an error."""
+        missing = [f for f in self.features if f not in columns and not is_property_feature(f)]
+        if missing:
+            raise KeyError(f"feature columns missing: {missing}")
+        n = len(columns[self.features[0]])
+        out = np.full((n, len(self.features)), np.nan)
+        for j, name in enumerate(self.features):
+            if name not in columns:
+                continue
+            if name in self.categories:
+                codes = self._levels(name).codes(columns[name])
+                out[:, j] = np.where(codes >= 0, codes, np.nan)
+            else:
+                out[:, j] = as_floats(columns[name])
+        return out
+
+    def _levels(self, col: str) -> Levels:
+        """The training's levels of ``col`` as a Levels, built once per model."""
+        cache = self.__dict__.setdefault("_indexes", {})
+        if col not in cache:
+            cache[col] = Levels(self.categories[col])
+        return cache[col]
+
+    def _threads(self, num_threads: int | None) -> int:
+        return num_threads or self.params.get("num_threads", 2)
+
+    def predict_price(self, df: Mapping[str, Any]) -> np.ndarray:
         """Predicted prices in euros."""
         return np.exp(self.predict_log(df))
 
-    def predict_log(self, df: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
+    def predict_log(self, df: Mapping[str, Any], num_threads: int | None = None) -> np.ndarray:
         """Predicted log prices; ``num_threads`` overrides the training's (one thread answers a few rows faster)."""
-        trees = self.booster.predict(self.matrix(df), num_threads=num_threads or self.params.get("num_threads", 2))
+        trees = self.booster.predict(self.values(df), num_threads=self._threads(num_threads))  # checks the columns
         return self.base.predict_log(df) + trees
 
-    def predict_interval(self, df: pd.DataFrame, num_threads: int | None = None
+    def predict_interval(self, df: Mapping[str, Any], num_threads: int | None = None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lower, predicted, upper) prices in euros; the interval covers INTERVAL_COVERAGE of prices."""
         log = self.predict_log(df, num_threads)
         return np.exp(log + self.interval[0]), np.exp(log), np.exp(log + self.interval[1])
 
-    def explain_log(self, df: pd.DataFrame, num_threads: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    def explain_log(self, df: Mapping[str, Any], num_threads: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Each row's log price taken apart: (baseline per row, one column of log-price effects per feature).
 
         A feature's effect is its exact term in the linear base plus its SHAP contribution in the trees
         (LightGBM ``pred_contrib``); the baseline is the base's intercept plus the trees' expected value. Baseline
         plus the row's effects is its ``predict_log``, up to float rounding.
         """
-        contrib = self.booster.predict(self.matrix(df), pred_contrib=True,
-                                       num_threads=num_threads or self.params.get("num_threads", 2))
-        effects = pd.DataFrame(contrib[:, :-1], columns=self.features, index=df.index)
-        intercept, base_terms = self.base.terms(df)
-        for col in base_terms:
-            effects[col] = effects[col] + base_terms[col].to_numpy() if col in effects else base_terms[col]
-        return intercept + contrib[:, -1], effects
+        contrib = self.booster.predict(self.values(df), pred_contrib=True, num_threads=self._threads(num_threads))
+        names, terms = self.base.term_matrix(df)
+        effects = contrib[:, :-1]
+        position = {name: j for j, name in enumerate(self.features)}
+        extra = [name for name in names if name not in position]  # a base term the trees do not use
+        if extra:
+            effects = np.hstack([effects, np.zeros((len(effects), len(extra)))])
+            position.update({name: len(self.features) + i for i, name in enumerate(extra)})
+        effects[:, [position[name] for name in names]] += terms
+        index = df.index if isinstance(df, pd.DataFrame) else None
+        return self.base.coef[0] + contrib[:, -1], pd.DataFrame(effects, columns=self.features + extra, index=index)
 
 
 def category_levels(df: pd.DataFrame, features: list[str] | None = None) -> dict[str, list[str]]:

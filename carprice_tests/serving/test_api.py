@@ -67,6 +67,17 @@ def test_a_car_is_valued_with_interval_rating_effects_and_comparables(client, in
     assert valuation["comparables"][0]["same_model"]
 
 
+def test_a_car_priced_without_effects_gets_the_same_price(client, installation):
+    car = common_car(installation)
+    full = client.post(f"{V1}/valuations", json=car).json()["valuation"]
+    answer = client.post(f"{V1}/valuations", params={"effects": "false"}, json=car)
+    assert answer.status_code == 200, answer.text
+    lean = answer.json()["valuation"]
+    assert lean.get("effects") is None and lean.get("baseline_price_eur") is None
+    for key in ("predicted_price_eur", "interval_90_eur", "rating", "no_rating_reason", "comparables"):
+        assert lean[key] == full[key], key
+
+
 def test_the_asking_price_moves_the_rating(client, installation):
     car = common_car(installation)
     predicted = client.post(f"{V1}/valuations", json=car).json()["valuation"]["predicted_price_eur"]

@@ -12,9 +12,9 @@ from carprice.serving.rating import RATING_BOUNDS, RATINGS, position, rate, rati
 from carprice.serving.valuation import (
     CAR_FIELDS,
     Knowledge,
-    clean_rows,
     nearest_names,
     no_rating_reasons,
+    request_features,
     top_effects,
     unknown_names,
 )
@@ -105,12 +105,28 @@ def test_listed_and_other_effects_add_up_to_the_prediction():
 
 def test_a_described_car_gets_the_feature_row_its_listing_got():
     clean = clean_listings(40).head(20)
+    clean.loc[clean.index[:5], "first_registration"] = None  # registered mid-way through the model year
     listed = build_features(clean)
     for i in range(len(clean)):
-        listing = clean.iloc[[i]]
-        car = listing[[c for c in CAR_FIELDS if c in listing]].assign(asking_price_eur=listing["price_eur"])
-        described = build_features(clean_rows(car, pd.Timestamp(listing["listed_at"].iloc[0])))
-        pd.testing.assert_series_equal(described[FEATURES].iloc[0], listed[FEATURES].iloc[i], check_names=False)
+        listing = clean.iloc[i]
+        # As the API passes a request on: a column per field, missing as None, the asking price beside.
+        car = {c: [None if pd.isna(listing[c]) else listing[c]] for c in CAR_FIELDS if c in clean}
+        car["asking_price_eur"] = [float(listing["price_eur"])]
+        described = request_features(car, pd.Timestamp(listing["listed_at"]))
+        for name in FEATURES:
+            want, got = listed[name].iloc[i], described[name][0]
+            assert (pd.isna(want) and pd.isna(got)) or want == pytest.approx(got), name
+        assert described["price_eur"][0] == listing["price_eur"]
+
+
+def test_fields_a_client_leaves_out_are_missing_features():
+    described = request_features({"make": ["BMW "], "model": ["3 Series"], "model_year": [2019]},
+                                 pd.Timestamp("2026-06-01", tz="UTC"))
+    assert (described["make"][0], described["model"][0]) == ("bmw", "3 series")
+    assert described["age_years"][0] == pytest.approx((pd.Timestamp("2026-06-01") - pd.Timestamp("2019-07-01")).days
+                                                      / 365.25)
+    assert np.isnan(described["mileage_km"][0]) and described["fuel"][0] is None
+    assert np.isnan(described["price_eur"][0]) and described["service_history"][0] == 0
 
 
 def test_a_champion_split_at_random_learned_only_from_the_cars_it_kept_and_had_seen(tmp_path):

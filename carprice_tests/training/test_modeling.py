@@ -112,6 +112,28 @@ def test_unseen_categories_and_missing_columns(trained):
         model.predict_price(holdout.drop(columns=["mileage_km"]))
 
 
+def test_the_numeric_matrix_predicts_what_lightgbm_makes_of_the_dataframe(trained):
+    """Predictions go to LightGBM as a float matrix of category positions (``values``), not as the categorical
+    DataFrame it was trained on: both must give the same trees' output, unseen and missing levels included."""
+    model, _, holdout = trained
+    odd = holdout.head(200).copy()
+    odd.loc[odd.index[:10], "make"] = "trabant"           # unseen level
+    odd.loc[odd.index[10:20], "fuel"] = pd.NA             # missing level
+    odd.loc[odd.index[20:30], "mileage_km"] = np.nan      # missing number
+    by_frame = model.booster.predict(model.matrix(odd))
+    np.testing.assert_array_equal(model.booster.predict(model.values(odd)), by_frame)
+    columns = {c: odd[c].tolist() for c in odd.columns}   # a dict of lists, as a request gives
+    np.testing.assert_allclose(model.predict_log(columns), model.predict_log(odd), rtol=0, atol=1e-12)
+
+
+def test_the_linear_terms_add_up_to_the_sparse_design_prediction(trained):
+    model, _, holdout = trained
+    base, rows = model.base, holdout.head(300).assign(body=lambda d: d["body"].where(d.index % 7 != 0, "spaceship"))
+    np.testing.assert_allclose(base.predict_log(rows), base._design(rows) @ base.coef, rtol=0, atol=1e-10)
+    intercept, terms = base.terms(rows)
+    np.testing.assert_allclose(intercept + terms.sum(axis=1), base._design(rows) @ base.coef, rtol=0, atol=1e-10)
+
+
 def test_regression_metrics_on_known_numbers():
     m = modeling.regression_metrics(np.array([100.0, 200.0, 300.0]), np.array([110.0, 180.0, 300.0]))
     assert m["mae_eur"] == pytest.approx(10.0)
