@@ -38,6 +38,11 @@ POOL_WAIT_S = 600.0
 
 # The embedded marketplace's start URL is only known once it runs; sources use this placeholder.
 EMBEDDED_MARKETPLACE = "embedded"
+# Its public address: each crawl serves it on a free port of its own, but its pages name their canonical URL at
+# this address (as a real site behind a load balancer does), so the warehouse's links stay the same from crawl to
+# crawl; `carprice ui` and `carprice serve` keep the market as last crawled up there, so they open.
+MARKET_PORT = 8765
+MARKET_URL = f"http://127.0.0.1:{MARKET_PORT}"
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,11 @@ class DataLayout:
     def reports_dir(self) -> Path:
         """Evidently monitoring reports (HTML), one folder per batch."""
         return self.root / "reports"
+
+    @property
+    def marketplace_path(self) -> Path:
+        """The embedded marketplace as last crawled (seed, day, size, faults, shifts), to serve it again."""
+        return self.root / "marketplace.json"
 
 
 @dataclass(frozen=True)

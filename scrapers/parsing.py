@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import extruct
 from lxml import etree
@@ -209,7 +209,27 @@ def parse_listing_page(html: str | bytes, url: str, source: str, scraped_at: str
         return Reject(url=url, source=source, scraped_at=scraped_at, reason="no schema.org vehicle on page",
                       detail=f"types found: {types}")
     syntax, vehicle = found
-    return listing_from_entity(vehicle, url, source, scraped_at, syntax)
+    return listing_from_entity(vehicle, canonical_url(html, url), source, scraped_at, syntax)
+
+
+def canonical_url(html: str | bytes, url: str) -> str:
+    """The URL a page names as its own (``<link rel="canonical">``), else the URL it was fetched from.
+
+    Sites reach one listing under several addresses (tracking parameters, mirrors, the port of one server behind
+    a load balancer); the canonical one keeps a listing's link the same from crawl to crawl. A canonical URL on
+    another host (a syndicated copy's original), or not http(s), is not taken: the listing stays where it was found.
+    """
+    try:
+        sel = Selector(text=html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
+        href = sel.css('link[rel~="canonical"]::attr(href)').get()
+    except (ValueError, etree.LxmlError):
+        return url
+    if not href:
+        return url
+    target, found = urlsplit(urljoin(url, href.strip())), urlsplit(url)
+    if target.scheme not in ("http", "https") or target.hostname != found.hostname:
+        return url
+    return target.geturl()
 
 
 def listing_links(html: str | bytes, url: str, link_css: str | None = None) -> list[str]:

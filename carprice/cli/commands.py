@@ -233,7 +233,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from carprice.cli.servers import start_marketplace
+    from carprice.config import MARKET_URL
+    from carprice.processes import stop_child
     from carprice.serving.server import serve
 
-    serve(settings_from(args), args.host, args.port)
+    settings = settings_from(args)
+    # The links of deals and comparables on the embedded marketplace open while the API runs.
+    market = start_marketplace(settings)
+    if market is not None:
+        print(f"the embedded marketplace as last crawled on {MARKET_URL}", flush=True)
+    try:
+        serve(settings, args.host, args.port)
+    finally:
+        if market is not None:
+            stop_child(market)
     return 0

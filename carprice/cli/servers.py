@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from carprice.config import PROJECT_DIR, SERVE_PORT, Settings
+from carprice.config import MARKET_PORT, MARKET_URL, PROJECT_DIR, SERVE_PORT, Settings
+from carprice.market.server import served_market_args
 from carprice.processes import start_child, stop_child
 from carprice.runs.instance import prepare_dagster_home
 
@@ -38,6 +39,20 @@ def start_price_api(settings: Settings, port: int) -> subprocess.Popen:
     return api
 
 
+def start_marketplace(settings: Settings, port: int = MARKET_PORT) -> subprocess.Popen | None:
+    """The embedded marketplace as last crawled, on 127.0.0.1:``port`` (its public address, where the warehouse's
+    links point), or None when this installation never crawled it; warns (and goes on) when it cannot start."""
+    args = served_market_args(settings.layout.marketplace_path, port)
+    if args is None:
+        return None
+    market = start_child([sys.executable, "-m", "carprice.market.server", *args], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if market.poll() is not None:
+        print(f"carprice: warning: the embedded marketplace could not start on port {port} (in use?); links to its "
+              "listings will not open", file=sys.stderr)
+    return market
+
+
 def start_dagster_dev(port: int) -> subprocess.Popen:
     """``dg dev`` (webserver, daemon and code servers) in the project folder, the code location of its ``[tool.dg]``."""
     dg_cli = Path(sys.executable).with_name("dg")
@@ -56,6 +71,10 @@ def serve_ui(settings: Settings, port: int, api_port: int = SERVE_PORT) -> int:
     with contextlib.ExitStack() as children:
         children.callback(stop_child, start_report_server(settings.reports_dir, port + 1))
         children.callback(stop_child, start_price_api(settings, api_port))
+        market = start_marketplace(settings)
+        if market is not None:
+            children.callback(stop_child, market)
+            print(f"the embedded marketplace as last crawled on {MARKET_URL}", flush=True)
         dev = start_dagster_dev(port)
         children.callback(stop_child, dev)
         try:

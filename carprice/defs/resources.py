@@ -10,9 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from carprice.config import EMBEDDED_MARKETPLACE, ENV_VARS, SOURCES, DataLayout, Settings, market_day
+from carprice.config import EMBEDDED_MARKETPLACE, ENV_VARS, MARKET_URL, SOURCES, DataLayout, Settings, market_day
 from carprice.market.faults import faults_on_day, parse_fault_schedule
-from carprice.market.server import running_marketplace
+from carprice.market.server import record_market, running_marketplace
 from carprice.market.shifts import parse_shifts
 from carprice.monitoring.alerts import Alert, dispatch_alerts, load_hook
 from carprice.scraping.crawl import CrawlResult, crawl_source
@@ -65,16 +65,21 @@ class MarketplaceResource(dg.ConfigurableResource):
     faults: str  # comma-separated fault names ("name@DAY": that market day only)
     shifts: str  # market shift episodes, e.g. "suv+30%@40"
 
-    @contextlib.contextmanager
-    def running(self, day: int | None = None) -> Iterator[str]:
-        """The marketplace as it is on ``day`` (the configured day by default), for the block; yields its start URL."""
+    def as_of(self, day: int | None = None) -> dict:
+        """The ``running_marketplace`` arguments of the market on ``day`` (the configured day by default)."""
         day = day if day is not None else self.day if self.day is not None else market_day(date.today())
         try:
             faults = faults_on_day(parse_fault_schedule(self.faults), day)
             shifts = parse_shifts(self.shifts)
         except ValueError as exc:
             raise dg.Failure(f"bad marketplace settings: {exc}") from exc
-        with running_marketplace(self.seed, day, self.listings, faults=faults, shifts=shifts) as base:
+        return {"seed": self.seed, "day": day, "listings": self.listings, "faults": faults, "shifts": shifts}
+
+    @contextlib.contextmanager
+    def running(self, market: dict) -> Iterator[str]:
+        """The marketplace ``as_of`` gave, for the block, its pages naming their canonical URL at its public address
+        (MARKET_URL); yields its start URL."""
+        with running_marketplace(**market, public_url=MARKET_URL) as base:
             yield f"{base}/cars?page=1"
 
 
@@ -90,12 +95,16 @@ class ScraperResource(dg.ConfigurableResource):
         if source_name not in SOURCES:
             raise dg.Failure(f"unknown source {source_name!r}; configured: {sorted(SOURCES)}")
         source = SOURCES[source_name]
+        layout = DataLayout(Path(self.data_dir))
         with contextlib.ExitStack() as stack:
-            start_url = source.start_url
+            start_url, market = source.start_url, None
             if start_url == EMBEDDED_MARKETPLACE:
-                start_url = stack.enter_context(self.marketplace.running(market_day))
-            return crawl_source(source, DataLayout(Path(self.data_dir)).landing_dir, start_url=start_url,
-                                timeout_s=self.timeout_s)
+                market = self.marketplace.as_of(market_day)
+                start_url = stack.enter_context(self.marketplace.running(market))
+            result = crawl_source(source, layout.landing_dir, start_url=start_url, timeout_s=self.timeout_s)
+        if market is not None and result.batch.manifest.get("counts", {}).get("listings"):
+            record_market(layout.marketplace_path, market)  # so `carprice ui` can serve its links again
+        return result
 
 
 class AlertsResource(dg.ConfigurableResource):

@@ -166,14 +166,19 @@ def _microdata(value, prop: str | None = None) -> str:
     return f'<span itemprop="{prop}">{html.escape(str(value))}</span>'
 
 
-def detail_page(market: Market, listing: Listing, day: int) -> bytes:
-    """A listing's own page as served: visible text plus the structured data crawlers read."""
-    page = render_detail(market, listing, day, car_data(market, listing, day), listing.page_format)
+def detail_page(market: Market, listing: Listing, day: int, public_url: str | None = None) -> bytes:
+    """A listing's own page as served: visible text plus the structured data crawlers read; with ``public_url``,
+    the page names its canonical URL at that address."""
+    canonical = f'<link rel="canonical" href="{html.escape(public_url.rstrip("/") + listing.path)}">' \
+        if public_url else ""
+    page = render_detail(market, listing, day, car_data(market, listing, day), listing.page_format, canonical)
     return apply_page_faults(page.encode("utf-8"), listing, market.config.faults, market.config.seed)
 
 
-def render_detail(market: Market, listing: Listing, day: int, data: Any, page_format: str | None) -> str:
-    """A listing's page around ``data``: as JSON-LD (any JSON value), as microdata (a dict), or none (None)."""
+def render_detail(market: Market, listing: Listing, day: int, data: Any, page_format: str | None,
+                  head: str = "") -> str:
+    """A listing's page around ``data``: as JSON-LD (any JSON value), as microdata (a dict), or none (None);
+    ``head``: more of the page's head (its canonical link)."""
     title = title_of(listing)
     visible = (
         f"<h1>{html.escape(title)}</h1>"
@@ -182,11 +187,11 @@ def render_detail(market: Market, listing: Listing, day: int, data: Any, page_fo
         f"<a href=\"/contact/{listing.id}\">Contact seller</a>"
     )
     if page_format == "microdata":
-        return _page(title, "", f"<article>{visible}{_microdata(data)}</article>")
+        return _page(title, head, f"<article>{visible}{_microdata(data)}</article>")
     if page_format is None:
-        return _page(title, "", f"<article>{visible}</article>")
+        return _page(title, head, f"<article>{visible}</article>")
     script = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
-    return _page(title, f'<script type="application/ld+json">{script}</script>', f"<article>{visible}</article>")
+    return _page(title, f'{head}<script type="application/ld+json">{script}</script>', f"<article>{visible}</article>")
 
 
 def page_count(market: Market, day: int) -> int:

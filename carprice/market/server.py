@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from carprice.config import MARKET_PORT
 from carprice.market.faults import parse_faults, validate_faults
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import ROBOTS_TXT, detail_page, home_page, index_page
@@ -63,7 +66,7 @@ class MarketplaceHandler(BaseHTTPRequestHandler):
         if match:
             listing_id = int(match.group(1))
             if market.is_active(listing_id, day):
-                return 200, detail_page(market, market.listing(listing_id), day), html_type
+                return 200, detail_page(market, market.listing(listing_id), day, self.server.public_url), html_type
             return 404, "this car has been sold", "text/plain"
         return 404, "not found", "text/plain"
 
@@ -77,9 +80,10 @@ class MarketplaceServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, market: Market, day: int, port: int = 0, verbose: bool = False):
+    def __init__(self, market: Market, day: int, port: int = 0, verbose: bool = False, public_url: str | None = None):
         super().__init__((LOOPBACK, port), MarketplaceHandler)
         self.market, self.day, self.verbose = market, day, verbose
+        self.public_url = public_url or self.url  # where its pages say they live (their canonical links)
 
     @property
     def url(self) -> str:
@@ -88,10 +92,14 @@ class MarketplaceServer(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def running_marketplace(seed: int, day: int, listings: int, faults: frozenset[str] = frozenset(),
-                        timeout: float = 30.0, shifts: tuple[MarketShift, ...] = ()) -> Iterator[str]:
-    """Run the marketplace (with ``faults`` and ``shifts``) in a child process for the block; yields its base URL."""
+                        timeout: float = 30.0, shifts: tuple[MarketShift, ...] = (), public_url: str | None = None,
+                        port: int = 0) -> Iterator[str]:
+    """Run the marketplace (with ``faults`` and ``shifts``) in a child process for the block; yields its base URL.
+    Its pages name their canonical URL at ``public_url`` (by default its own address)."""
     cmd = [sys.executable, "-m", "carprice.market.server", "--seed", str(seed), "--day", str(day),
-           "--listings", str(listings), "--port", "0"]
+           "--listings", str(listings), "--port", str(port)]
+    if public_url:
+        cmd += ["--public-url", public_url]
     faults = validate_faults(faults)
     if faults:
         cmd += ["--faults", ",".join(sorted(faults))]
@@ -111,12 +119,45 @@ def running_marketplace(seed: int, day: int, listings: int, faults: frozenset[st
         stop_child(proc, grace_s=timeout)
 
 
+def record_market(path: Path, market: dict) -> None:
+    """Note the market a crawl saw (``running_marketplace`` arguments) in ``path``, unless a later day is noted:
+    the links in the warehouse point at that market, which ``served_market_args`` serves again."""
+    previous = recorded_market(path)
+    if previous is not None and previous["day"] > market["day"]:
+        return
+    text = json.dumps({**market, "faults": sorted(market["faults"]), "shifts": format_shifts(market["shifts"])})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def recorded_market(path: Path) -> dict | None:
+    """The market ``record_market`` noted (faults and shifts as text), or None when there is none (or it is
+    unreadable: it is only a note)."""
+    try:
+        market = json.loads(path.read_text(encoding="utf-8"))
+        return {"seed": int(market["seed"]), "day": int(market["day"]), "listings": int(market["listings"]),
+                "faults": ",".join(market["faults"]), "shifts": str(market["shifts"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def served_market_args(path: Path, port: int = MARKET_PORT) -> list[str] | None:
+    """The command line arguments that serve the recorded market again on ``port``, or None without one."""
+    market = recorded_market(path)
+    if market is None:
+        return None
+    return ["--seed", str(market["seed"]), "--day", str(market["day"]), "--listings", str(market["listings"]),
+            "--faults", market["faults"], "--shifts", market["shifts"], "--port", str(port)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the simulated used-car marketplace on 127.0.0.1.")
     parser.add_argument("--seed", type=int, default=MarketConfig.seed)
     parser.add_argument("--day", type=int, default=0)
     parser.add_argument("--listings", type=int, default=3000, help="listings on sale on any day")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=MARKET_PORT, help="0 picks a free port")
+    parser.add_argument("--public-url", help="the address its pages give as their canonical URL (default: its own)")
     parser.add_argument("--faults", default="", help="comma-separated faults to inject, e.g. broken_pages,prices_x100")
     parser.add_argument("--shifts", default="", help="comma-separated market shifts SEGMENT(+|-)PCT%%@DAY[~RAMP], "
                         "e.g. suv+30%%@40,electric-15%%@60~3 (prices of cars listed from that day on)")
@@ -128,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     market = Market(MarketConfig.for_active_listings(args.listings, seed=args.seed, faults=faults, shifts=shifts))
-    server = MarketplaceServer(market, args.day, args.port, args.verbose)
+    server = MarketplaceServer(market, args.day, args.port, args.verbose, args.public_url)
     with_faults = f" faults={','.join(sorted(faults))}" if faults else ""
     with_shifts = f" shifts={format_shifts(shifts)}" if shifts else ""
     print(f"serving {server.url} day={args.day} seed={args.seed}{with_faults}{with_shifts}", flush=True)

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from carprice.market.generator import Market, MarketConfig
-from carprice.market.pages import index_page, page_count
+from carprice.market.pages import detail_page, index_page, page_count
 from carprice_tests.conftest import PAGES
 from scrapers.items import CarListing, Reject
 from scrapers.parsing import (
@@ -91,6 +91,32 @@ def test_automarkt_microdata_detail_page_reads_every_raw_field():
         seller_type_raw="AutoDealer", seller_name="Autohaus 321", region="Masovia",
         listed_at_raw="2025-10-23", site_listing_id="8036", properties='{"condition": "good"}',
     )
+
+
+def _with_canonical(name: str, href: str) -> bytes:
+    return page(name).replace(b"</head>", f'<link rel="canonical" href="{href}"></head>'.encode(), 1)
+
+
+@pytest.mark.parametrize(("href", "expected"), [
+    # The same host on its public port, relative, or with its tracking parameters dropped: taken.
+    ("http://127.0.0.1:8765/cars/14469-volkswagen-id3-2023", "http://127.0.0.1:8765/cars/14469-volkswagen-id3-2023"),
+    ("/cars/14469", f"{AUTOMARKT}/cars/14469"),
+    # Another host (a syndicated copy naming its original), another scheme, or nothing: the fetched URL stays.
+    ("https://elsewhere.example/cars/1", JSONLD_URL),
+    ("javascript:alert(1)", JSONLD_URL),
+    ("", JSONLD_URL),
+])
+def test_a_listing_keeps_the_canonical_url_its_page_names_on_its_own_host(href, expected):
+    item = parse_listing_page(_with_canonical("automarkt_detail_jsonld.html", href), JSONLD_URL, SOURCE, SCRAPED_AT)
+    assert isinstance(item, CarListing) and item.url == expected
+
+
+def test_the_marketplace_names_its_public_address_as_canonical():
+    market = Market(MarketConfig.for_active_listings(200, seed=7))
+    listing = market.listing(market.active_ids(3)[0])
+    html = detail_page(market, listing, 3, "http://127.0.0.1:8765")
+    item = parse_listing_page(html, f"http://127.0.0.1:40625{listing.path}", SOURCE, SCRAPED_AT)
+    assert isinstance(item, CarListing) and item.url == f"http://127.0.0.1:8765{listing.path}"
 
 
 def test_text_and_bytes_html_parse_the_same():

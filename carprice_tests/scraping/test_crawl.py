@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -141,3 +142,38 @@ def test_spider_retries_follows_selectors_and_stays_on_site(tmp_path):
     assert rejects[0]["detail"] == "listing link to http://127.0.0.2:1/ad/9", "rejected, not fetched"
     assert rejects[1]["detail"].startswith("'call us'; {\"url\": ") and '"price_raw": "call us"' in rejects[1]["detail"]
     assert result.batch.manifest["reject_reasons"] == {"off-site link": 1, "unreadable price": 1}
+
+
+def test_links_to_the_embedded_marketplace_keep_its_public_address_and_open_after_the_crawl(settings):
+    """Each crawl serves the market on a free port of its own; the listings keep the public address its pages
+    name as canonical, and `carprice ui`/`serve` serve the market as last crawled there, so deal links open."""
+    import httpx
+
+    from carprice.cli.servers import start_marketplace
+    from carprice.config import MARKET_URL
+    from carprice.defs.resources import build_resources
+    from carprice.processes import stop_child
+    from carprice_tests.cli.test_ui import free_single_port
+
+    scraper = build_resources(settings)["scraper"]
+    batch = scraper.crawl("automarkt", SMALL_MARKET["market_day"]).batch
+    urls = [row["url"] for row in _lines(batch.listings_file)]
+    assert urls and all(url.startswith(f"{MARKET_URL}/cars/") for url in urls)
+    recorded = json.loads(settings.layout.marketplace_path.read_text())
+    assert (recorded["seed"], recorded["day"]) == (SMALL_MARKET["market_seed"], SMALL_MARKET["market_day"])
+
+    port = free_single_port()
+    market = start_marketplace(settings, port)
+    try:
+        path = urls[0].removeprefix(MARKET_URL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}{path}")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the marketplace did not start"
+                time.sleep(0.1)
+        assert page.status_code == 200 and f'rel="canonical" href="http://127.0.0.1:{port}{path}"' in page.text
+    finally:
+        stop_child(market)
