@@ -25,7 +25,7 @@ INDEX_PAGE, MODEL_PAGE = "index.html", "model.html"
 STYLE = """<style>
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1300px}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;
-text-align:left;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
+text-align:left;vertical-align:top}td:first-child{white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 tr.quarantined{background:#fff3e0}.bad{color:#b00020;font-weight:600}.ok{color:#1b5e20}.muted{color:#777}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem}
 .card b{display:block;font-size:1.4rem}svg.chart{max-width:640px;width:100%}.axis{stroke:#444}.grid{stroke:#eee}
@@ -127,20 +127,25 @@ def trend_charts(rows: list[dict]) -> str:
         return float(r["market_day"].toordinal())
 
     def label(t: float) -> str:
-        return short_day(date.fromordinal(round(t)))
+        # Ticks fall between days when few days are plotted: only whole days are labelled.
+        return short_day(date.fromordinal(round(t))) if abs(t - round(t)) < 1e-6 else ""
 
-    def series(key: str, rows_: list[dict]) -> list[tuple[float, float]]:
-        return [(x(r), float(r[key])) for r in rows_ if r.get(key) is not None]
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(x(r), float(r[key])) for r in monitored if r.get(key) is not None]
+
+    def plot(title: str, named: dict[str, str], y_label: str) -> str:
+        data = {name: series(key) for name, key in named.items()}
+        if not any(data.values()):
+            return (f'<p class="muted">{escape(title)}: not judged yet (a batch needs enough listings new to the '
+                    "model).</p>")
+        return chart(data, title=title, x_label="market day", y_label=y_label, lines=True, y_percent=True,
+                     x_format=label)
 
     return '<div class="charts">' + "".join([
-        chart({"drifted share of feature columns": series("drift_share", monitored)}, title="Feature drift",
-              x_label="market day", y_label="share", lines=True, y_percent=True, x_format=label),
-        chart({"MAPE on new listings": series("mape", monitored),
-               "the model's own evaluation MAPE": series("reference_mape", monitored)},
-              title="Champion's error", x_label="market day", y_label="MAPE", lines=True, y_percent=True,
-              x_format=label),
-        chart({"decay (MAPE relative to the model's own)": series("decay", monitored)}, title="Decay",
-              x_label="market day", y_label="relative", lines=True, y_percent=True, x_format=label),
+        plot("Feature drift", {"drifted share of feature columns": "drift_share"}, "share"),
+        plot("Champion's error", {"MAPE on new listings": "mape", "the model's own evaluation MAPE": "reference_mape"},
+             "MAPE"),
+        plot("Decay", {"decay (MAPE relative to the model's own)": "decay"}, "relative"),
     ]) + "</div>"
 
 
