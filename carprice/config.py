@@ -129,6 +129,11 @@ class MonitoringConfig:
     prediction_drift_threshold: float = 0.1  # predicted prices: Wasserstein distance (std units)
     decay_margin: float = 0.2               # fresh-listing MAPE this much above the champion's requests retraining
     min_fresh_rows: int = 50                # fewer fresh listings: quality is reported, not judged
+    # The champion's error on new listings is also broken down by these columns (a shift can hit one body type) ...
+    segment_columns: tuple[str, ...] = ("body", "make")
+    min_segment_rows: int = 30              # ... for segments with at least this many new listings
+    # A 90% interval that covers fewer prices than its target minus this is flagged (0.73 is flagged, 0.88 is not).
+    coverage_tolerance: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import dagster as dg
 from carprice.config import SOURCES, RetrainingConfig
 from carprice.defs.ingest import raw_listings
 from carprice.defs.jobs import batch_job, crawl_job, training_job
-from carprice.defs.monitoring import batch_monitoring
+from carprice.defs.monitoring import batch_monitoring, trigger_reasons
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.defs.training import challenger_model
@@ -85,7 +85,7 @@ def _monitored_since_last_training(instance: dg.DagsterInstance) -> list[Monitor
         materialization = record.asset_materialization
         meta = {k: v.value for k, v in materialization.metadata.items()} if materialization else {}
         out.append(MonitoredBatch(batch_id=record.partition_key or "", retrain_requested=bool(
-            meta.get("retrain_requested", False)), reasons=tuple(meta.get("trigger_reasons") or ()),
+            meta.get("retrain_requested", False)), reasons=tuple(trigger_reasons(meta.get("trigger_reasons"))),
             kinds=tuple(k for k in str(meta.get("trigger_kinds", "")).split(",") if k), record=record.storage_id))
     return out
 

@@ -5,13 +5,13 @@ import pandas as pd
 
 from carprice.cleaning import store
 from carprice.cleaning.rules import clean_observations, reason_counts
-from carprice.defs.ingest import raw_listings
+from carprice.defs.ingest import admitted_batch
 from carprice.defs.metadata import OWNERS, layer, table_metadata
 from carprice.defs.resources import WarehouseResource
 
 
 @dg.asset(
-    deps=[raw_listings],
+    deps=[admitted_batch],
     group_name="cleaning",
     owners=OWNERS,
     tags=layer("clean"),

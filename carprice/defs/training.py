@@ -1,18 +1,31 @@
 """Stage 4: features, a challenger trained on admitted data, and the champion chosen on fresh data."""
 
+import math
+
 import dagster as dg
-import numpy as np
 
 from carprice.config import MonitoringConfig, PromotionConfig
 from carprice.defs.cleaning import clean_listings
-from carprice.defs.metadata import OWNERS, layer, table_metadata
+from carprice.defs.metadata import (
+    OWNERS,
+    euros_text,
+    key_value_table,
+    known,
+    layer,
+    markdown_table,
+    percent,
+    percent_text,
+    table_metadata,
+    whole_euros,
+)
 from carprice.defs.resources import ModelStoreResource, WarehouseResource
 from carprice.monitoring.retraining import TRIGGER_REASON_TAG
 from carprice.training import modeling, store
 from carprice.training.challenger import train_challenger
 from carprice.training.features import build_features
+from carprice.training.modeling import INTERVAL_COVERAGE
+from carprice.training.overview import coverage_flag
 from carprice.training.promotion import PromotionResult, judge_challenger
-from carprice.training.registry import get_model
 
 
 @dg.asset(
@@ -30,7 +43,7 @@ def listing_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store.write_features(wh, features)
     return dg.MaterializeResult(metadata={
         **table_metadata(wh, "listing_features"),
-        "columns": dg.MetadataValue.json(list(features.columns)),
+        "columns": ", ".join(features.columns),
     })
 
 
@@ -76,20 +89,28 @@ def challenger_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
         # Which split held the rows out: by listing date when the dates allow, else first-seen time or random by car.
         "split": trained.split.kind,
         "split_description": dg.MetadataValue.text(trained.split.summary()),
-        "split_details": dg.MetadataValue.json({**trained.split.to_dict(),
-                                                "early_stopping": trained.model.early_stopping_split}),
+        "split_details": dg.MetadataValue.md(key_value_table({**trained.split.to_dict(),
+                                                              "early_stopping": trained.model.early_stopping_split})),
         "train_cutoff": str(trained.split.cutoff) if trained.split.cutoff is not None else "none (random split)",
         "rounds": trained.model.params["num_boost_round"],
         **recipe_metadata(trained.model.params.get("recipe_selection")),
-        "interval_log_offsets": dg.MetadataValue.json([round(x, 4) for x in trained.model.interval]),
+        # The 90% interval around a predicted price, as the conformal offsets of log price make it.
+        "interval": interval_text(trained.model.interval),
         "train_batches": len(trained.train_batches),
         "trained_because": dg.MetadataValue.text(trained.trained_because),
-        "superseded_challengers": dg.MetadataValue.json(trained.superseded),
+        "superseded_challengers": ", ".join(trained.superseded) or "none",
         "code_version": trained.code_version,
         "artifact": dg.MetadataValue.path(str(trained.saved.path / "model.txt")),
         "top_features_by_gain": dg.MetadataValue.md(trained.top_features().round(0).rename("gain").to_frame()
                                                     .to_markdown()),
     })
+
+
+def interval_text(offsets: tuple[float, float]) -> str:
+    """The prediction interval's log-price offsets as the share of the predicted price they reach either side."""
+    low, high = offsets
+    return (f"{percent_text(math.exp(low) - 1, 0, signed=True)} / {percent_text(math.exp(high) - 1, 0, signed=True)}"
+            " of the predicted price")
 
 
 def recipe_metadata(selection: dict | None) -> dict:
@@ -100,7 +121,7 @@ def recipe_metadata(selection: dict | None) -> dict:
                      f"| {t['rounds']} |" for t in selection["trials"])
     chosen = {k: v for k, v in selection["chosen"].items() if k not in ("num_threads", "verbose", "seed")}
     header = "| recipe | validation MAE | median APE | rounds |\n|---|---|---|---|\n"
-    return {"recipe": dg.MetadataValue.json(chosen), "recipe_search": dg.MetadataValue.md(header + rows),
+    return {"recipe": dg.MetadataValue.md(key_value_table(chosen)), "recipe_search": dg.MetadataValue.md(header + rows),
             "recipe_search_seconds": selection["seconds"]}
 
 
@@ -114,27 +135,86 @@ class PromotionRunConfig(dg.Config):
     backtest_folds: int = PromotionConfig.backtest_folds
 
 
-def decision_metadata(result: PromotionResult) -> dict:
-    """The judgement as the UI shows it: who serves, why, and the serving model's scores beside the baselines'."""
+SCORE_COLUMNS = ["model", "MAE", "median abs % error", "MAPE", "R²", "90% interval covers", "n"]
+
+
+def _score_row(name: str, overall: dict) -> list:
+    r2 = overall.get("r2")
+    return [name, euros_text(overall.get("mae_eur")), percent_text(overall.get("median_ape")),
+            percent_text(overall.get("mape")), f"{r2:.3f}" if known(r2) else "n/a",
+            percent_text(overall.get("interval_coverage"), 0), overall.get("n", "")]
+
+
+def scores_table(scores: dict) -> str:
+    """The challenger, the champion and the baselines on the same evaluation rows, as Markdown."""
+    rows = [_score_row(name, scores[name]["overall"]) for name in ("challenger", "champion") if name in scores]
+    rows += [_score_row(f"baseline {name}", b["overall"]) for name, b in scores.get("baselines", {}).items()]
+    return markdown_table(SCORE_COLUMNS, rows, right=range(1, 7)) if rows else "not scored"
+
+
+def slices_table(scores: dict, metric: str = "median_ape", limit: int = 12) -> str:
+    """The slices both models were scored on, the challenger's biggest changes first, as Markdown."""
+    challenger, champion = scores.get("challenger", {}).get("slices", {}), scores.get("champion", {}).get("slices", {})
+    fmt = euros_text if metric == "mae_eur" else percent_text
+    rows = []
+    for name, stats in challenger.items():
+        base = champion.get(name)
+        change = stats[metric] / base[metric] - 1 if base and base.get(metric) else None
+        rows.append((abs(change) if change is not None else -1, [
+            name, stats["n"], fmt(stats[metric]), fmt(base[metric]) if base else "n/a",
+            percent_text(change, 0, signed=True)]))
+    rows = [r for _, r in sorted(rows, key=lambda kv: -kv[0])[:limit]]
+    label = "MAE" if metric == "mae_eur" else "median abs % error"
+    return markdown_table(["slice", "n", f"challenger {label}", f"champion {label}", "change"], rows,
+                          right=[1, 2, 3, 4]) if rows else "no slices"
+
+
+def decision_metadata(result: PromotionResult, coverage_tolerance: float = MonitoringConfig.coverage_tolerance,
+                      main_metric: str = PromotionConfig.main_metric) -> dict:
+    """The judgement as the UI shows it: who serves and why first, then the scores as tables (the slices condensed),
+    the serving model's numbers in euros and percent, and a flag when its interval covers far too few prices."""
     serving = result.scores.get("champion_after", {}).get("overall", {})
     metadata = {
-        "champion": result.champion_after, "challenger": result.challenger, "promoted": result.promoted,
-        "reason": dg.MetadataValue.text(result.reason), "n_eval": result.n_eval,
-        "retraining_requests_served": result.requests_answered,
+        "promoted": result.promoted, "reason": dg.MetadataValue.text(result.reason),
+        "champion": result.champion_after, "challenger": result.challenger, "n_eval": result.n_eval,
         "eval_from": str(result.eval_from.date()) if result.eval_from is not None else "not by listing date",
-        "scores": dg.MetadataValue.json(result.scores),
+        "scores": dg.MetadataValue.md(scores_table(result.scores)),
+        "slices": dg.MetadataValue.md(slices_table(result.scores, main_metric)),
+        "retraining_requests_served": result.requests_answered,
     }
-    for key in ("mae_eur", "median_ape", "r2", "interval_coverage"):
-        if key in serving and np.isfinite(serving[key]):
-            metadata[f"champion_{key}"] = round(float(serving[key]), 4)
+    if known(serving.get("mae_eur")):
+        metadata["champion_mae_eur"] = whole_euros(serving["mae_eur"])
+    for key in ("median_ape", "mape", "interval_coverage"):
+        if known(serving.get(key)):
+            metadata[f"champion_{key}_pct"] = percent(serving[key])
+    if known(serving.get("r2")):
+        metadata["champion_r2"] = round(float(serving["r2"]), 3)
+    if known(serving.get("interval_coverage")):
+        flag = coverage_flag(float(serving["interval_coverage"]), INTERVAL_COVERAGE, coverage_tolerance)
+        metadata["interval_coverage_check"] = flag or (f"ok: {percent_text(serving['interval_coverage'], 0)} "
+                                                       f"covered, target {INTERVAL_COVERAGE:.0%}")
     for name, stats in result.scores.get("baselines", {}).items():
-        metadata[f"baseline_{name}_mae_eur"] = round(float(stats["overall"]["mae_eur"]), 1)
+        metadata[f"baseline_{name}_mae_eur"] = whole_euros(stats["overall"]["mae_eur"])
     bare = result.scores.get("baselines", {}).get("bare_lightgbm", {}).get("overall", {}).get("mae_eur")
     ours = result.scores.get("challenger", {}).get("overall", {}).get("mae_eur")
     if bare and ours:
         # Relative: negative means the challenger's error is that much below a bare LightGBM's.
         metadata["challenger_vs_bare_lightgbm_mae"] = f"{ours / bare - 1:+.1%}"
     return metadata
+
+
+def serving_scores(metadata: dict) -> dict:
+    """The serving model's scores from a champion_model materialization (its metadata values) as plain numbers:
+    mae_eur, median_ape, r2 and interval_coverage (fractions) and n."""
+    out = {"n": metadata.get("n_eval")}
+    if "champion_mae_eur" in metadata:
+        out["mae_eur"] = float(metadata["champion_mae_eur"])
+    if "champion_r2" in metadata:
+        out["r2"] = float(metadata["champion_r2"])
+    for key in ("median_ape", "mape", "interval_coverage"):
+        if f"champion_{key}_pct" in metadata:
+            out[key] = metadata[f"champion_{key}_pct"] / 100
+    return out if "mae_eur" in out else {}
 
 
 @dg.asset(
@@ -154,11 +234,5 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionRunConfig
         raise dg.Failure(f"main_metric must be mae_eur or median_ape, got {rule.main_metric!r}")
     result = judge_challenger(wh, store.read_features(wh), rule)
     context.log.info("%s %s: %s", result.challenger, "promoted" if result.promoted else "rejected", result.reason)
-    metadata = decision_metadata(result)
-    if result.champion_after:
-        entry = get_model(wh, result.champion_after)
-        metadata["registry_entry"] = dg.MetadataValue.json({
-            "version": entry.version, "status": entry.status, "train_batches": entry.train_batches,
-            "train_cutoff": str(entry.train_cutoff), "split": entry.split.to_dict(),
-            "artifact": str(entry.artifact_path), "sha256": entry.sha256, "params": entry.params})
-    return dg.MaterializeResult(metadata=metadata)
+    # The serving model's registry entry (artifact, batches, parameters) is on model_overview.
+    return dg.MaterializeResult(metadata=decision_metadata(result, main_metric=rule.main_metric))

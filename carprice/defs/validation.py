@@ -3,8 +3,9 @@ decisions on quarantined batches (the CLI's `batches readmit` does the same)."""
 
 import dagster as dg
 
+from carprice.defs.metadata import bullet_list, key_value_table
 from carprice.defs.resources import WarehouseResource
-from carprice.validation.admission import AdmissionError, Verdict, readmit
+from carprice.validation.admission import AdmissionError, Verdict, one_line_reason, readmit
 from carprice.validation.checks import ALL_CHECKS, Outcome
 from carprice.validation.store import READMITTED
 
@@ -20,24 +21,37 @@ CHECK_DESCRIPTIONS = {
     "distributions_match_reference": "Key fields have not drifted from the reference (PSI, Wasserstein).",
 }
 
-# Checks are not partitioned (that is a preview feature in Dagster 1.13); each evaluation names its batch.
-RAW_LISTINGS_CHECKS = [dg.AssetCheckSpec(name, asset="raw_listings", blocking=True,
+# Checks are not partitioned (that is a preview feature in Dagster 1.13); each evaluation names its batch. They do
+# not block in Dagster's sense (a failed blocking check fails its run, and Dagster marks every partition the run
+# planned as failed): a quarantine is an outcome, not an error, so the admitted_batch gate stops the batch instead.
+RAW_LISTINGS_CHECKS = [dg.AssetCheckSpec(name, asset="raw_listings", blocking=False,
                                          description=CHECK_DESCRIPTIONS[name]) for name in ALL_CHECKS]
 
 
+def check_description(outcome: Outcome, verdict: Verdict) -> str:
+    """The line the UI shows beside a check's evaluation: the batch, and what the check found."""
+    if outcome.passed:
+        return f"{verdict.batch_id}: passed"
+    why = one_line_reason({outcome.name: outcome.failures}).removeprefix(outcome.name + ": ")
+    if verdict.status == READMITTED:
+        who = verdict.review["reviewer"] if verdict.review else "a reviewer"
+        return f"{verdict.batch_id}: failed, then re-admitted by {who}: {why}"
+    return f"{verdict.batch_id} {verdict.status}: {why}"
+
+
 def check_result(outcome: Outcome, verdict: Verdict) -> dg.AssetCheckResult:
-    """A check's verdict for Dagster: failed checks block downstream unless a person re-admitted the batch."""
-    metadata = {"summary": dg.MetadataValue.text(outcome.summary),
-                "failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in outcome.failures) or "none"),
-                "evidence": dg.MetadataValue.json(outcome.metrics),
-                "batch_id": verdict.batch_id,
+    """A check's verdict for Dagster, naming the batch; a failure a person re-admitted is a warning."""
+    metadata = {"batch_id": verdict.batch_id, "verdict": verdict.status,
+                "summary": dg.MetadataValue.text(outcome.summary),
+                "failures": dg.MetadataValue.md(bullet_list(outcome.failures)),
+                "evidence": dg.MetadataValue.md(key_value_table(outcome.metrics)),
                 "reference_version": str(verdict.reference_id) if verdict.reference_id is not None else "none"}
     if not outcome.passed and verdict.status == READMITTED:
         metadata["readmitted_by"] = verdict.review["reviewer"] if verdict.review else ""
         return dg.AssetCheckResult(check_name=outcome.name, passed=True, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata=metadata, description="failed, then re-admitted after review")
-    return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed,
-                               severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+                                   metadata=metadata, description=check_description(outcome, verdict))
+    return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata=metadata, description=check_description(outcome, verdict))
 
 
 class ReadmitConfig(dg.Config):

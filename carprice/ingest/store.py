@@ -204,3 +204,14 @@ def newest_listing_date(wh: Warehouse) -> date | None:
     """The newest listing date among all landed rows, whatever their batch's status (None when empty)."""
     newest = wh.query("SELECT max(listed_at) AS d FROM raw_listings").iloc[0]["d"]
     return None if pd.isna(newest) else datetime.fromisoformat(str(newest)[:10]).date()
+
+
+def batch_market_days(wh: Warehouse) -> dict[str, date]:
+    """The market day each ingested batch shows: the date of its newest listing (a site lists cars up to the day it
+    is crawled; the batch id carries the crawl's clock time instead), else the day its crawl started."""
+    rows = wh.query("""SELECT b.batch_id,
+                              coalesce(max(try_cast(substr(r.listed_at, 1, 10) AS DATE)),
+                                       CAST(b.started_at AS DATE), CAST(b.ingested_at AS DATE)) AS day
+                       FROM batches b LEFT JOIN raw_listings r USING (batch_id)
+                       GROUP BY b.batch_id, b.started_at, b.ingested_at""")
+    return {r.batch_id: pd.Timestamp(r.day).date() for r in rows.itertuples() if not pd.isna(r.day)}

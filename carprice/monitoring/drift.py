@@ -22,6 +22,8 @@ from typing import Any
 import pandas as pd
 
 from carprice.config import MonitoringConfig
+from carprice.monitoring.pages import quality_preamble
+from carprice.monitoring.segments import segment_errors
 
 # The model features (features.NUMERIC / features.CATEGORICAL) whose drift is judged; doors, model and
 # colour are model inputs too but are not monitored.
@@ -66,11 +68,15 @@ class MonitoringSummary:
     triggers: list[Trigger] = field(default_factory=list)
     report_path: Path | None = None
     quality_report_path: Path | None = None
+    # The error on the judged rows by segment (carprice.monitoring.segments), worst first; empty when not judged.
+    segment_errors: list[dict] = field(default_factory=list)
 
     def to_row(self) -> dict:
         """A flat JSON-able dict with one key per ``monitoring_reports`` column (nested values as JSON strings)."""
-        row = {name: value for name, value in asdict(self).items() if name not in {"column_scores", "triggers"}}
+        row = {name: value for name, value in asdict(self).items()
+               if name not in {"column_scores", "triggers", "segment_errors"}}
         row["column_scores"] = json.dumps(self.column_scores, sort_keys=True)
+        row["segment_errors"] = json.dumps(self.segment_errors)
         row["triggers"] = json.dumps([{"kind": t.kind, "reason": t.reason} for t in self.triggers])
         row["report_path"] = None if self.report_path is None else str(self.report_path)
         row["quality_report_path"] = None if self.quality_report_path is None else str(self.quality_report_path)
@@ -166,11 +172,15 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
         target_drift_score=target_score, mae_eur=mae, mape=mape, reference_mae_eur=reference_mae,
         reference_mape=reference_mape, decay=decay, n_fresh=len(quality_frame), triggers=[], report_path=None)
     summary.triggers = retraining_triggers(summary, cfg)
+    if judge_quality:
+        summary.segment_errors = segment_errors(quality_frame, cfg.segment_columns, cfg.min_segment_rows,
+                                                reference_mape)
     if html_path is not None:
         summary.report_path = _save_html(snapshot, Path(html_path), title)
     if quality_snapshot is not None and quality_html_path is not None:
         summary.quality_report_path = _save_html(quality_snapshot, Path(quality_html_path),
-                                                 f"{title} (listings new to the model)")
+                                                 f"{title} (listings new to the model)",
+                                                 preamble=quality_preamble(summary))
     elif fresh is None:
         summary.quality_report_path = summary.report_path
     return summary
@@ -322,10 +332,13 @@ def _known(value: float | None) -> float | None:
     return float(value)
 
 
-def _save_html(snapshot: Any, path: Path, title: str) -> Path:
-    """Write the snapshot as one self-contained HTML file, replacing any earlier file at ``path``."""
+def _save_html(snapshot: Any, path: Path, title: str, preamble: str = "") -> Path:
+    """Write the snapshot as one self-contained HTML file, replacing any earlier file at ``path``; ``preamble``
+    (HTML) goes above Evidently's dashboard."""
     # Snapshot.save_html silently writes nothing when given a Path, so the string is written here.
     page = snapshot.get_html_str(as_iframe=False)
+    if preamble:
+        page = page.replace("<body>", f"<body>\n{preamble}", 1)
     if title:
         # Evidently's page has no <title>; without one every report's browser tab reads the same.
         page = page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)

@@ -177,6 +177,8 @@ def render_days(reports: list[DayReport], settings: Settings) -> str:
 
 def report_batch(report: DayReport, run: LaunchedRun) -> None:
     """Fill ``report`` from one batch_job run and the warehouse."""
+    from carprice.defs.monitoring import summary_numbers
+
     batch_id = run.partition or ""
     wh = Warehouse(report.settings.warehouse_path)
     status = status_of(wh, batch_id)
@@ -190,7 +192,7 @@ def report_batch(report: DayReport, run: LaunchedRun) -> None:
                                 f"{first_failure(run.result)}")
         clean = materialization_metadata(run.result, "clean_listings")
         report.accepted, report.excluded = clean["dagster/row_count"], clean["excluded"]
-        report.monitoring = materialization_metadata(run.result, "batch_monitoring")
+        report.monitoring = summary_numbers(materialization_metadata(run.result, "batch_monitoring"))
     else:
         report.failed_checks = {name: "; ".join(failures)
                                 for name, failures in failed_checks(wh, batch_id).items()}
@@ -198,6 +200,7 @@ def report_batch(report: DayReport, run: LaunchedRun) -> None:
 
 def report_training(report: DayReport, run: LaunchedRun) -> None:
     """Fill ``report`` from one training_job run: why it trained, the challenger, the promotion decision."""
+    from carprice.defs.training import serving_scores
     from carprice.monitoring.retraining import TRIGGER_KIND_TAG
 
     if not run.result.success:
@@ -207,7 +210,7 @@ def report_training(report: DayReport, run: LaunchedRun) -> None:
     report.trigger = run.tags.get(TRIGGER_KIND_TAG, "")
     report.challenger, report.trained_because = model["version"], model["trained_because"]
     report.promoted, report.promotion_reason = decision["promoted"], decision["reason"]
-    report.metrics = decision["scores"].get("champion_after", {}).get("overall", {})
+    report.metrics = serving_scores(decision)
     report.baselines = {k.removeprefix("baseline_").removesuffix("_mae_eur"): v for k, v in decision.items()
                         if k.startswith("baseline_")}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 # A colour per series, told apart in print and by most colour-blind readers (Okabe-Ito).
@@ -26,8 +26,9 @@ def _label(value: float) -> str:
 
 
 def chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str, x_label: str, y_label: str,
-          lines: bool = False, y_percent: bool = False) -> str:
-    """An SVG scatter (or line) chart of named series of (x, y) points, with axes, ticks and a legend."""
+          lines: bool = False, y_percent: bool = False, x_format: Callable[[float], str] | None = None) -> str:
+    """An SVG scatter (or line) chart of named series of (x, y) points, with axes, ticks and a legend
+    (``x_format``: the x ticks' text, e.g. a day number as its date)."""
     points = [p for values in series.values() for p in values]
     if not points:
         return f'<p class="empty">{escape(title)}: no data in the snapshot yet</p>'
@@ -48,7 +49,8 @@ def chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str, x_lab
              f'<line x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}" class="axis"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + h}" class="axis"/>']
     for t in _ticks(x0, x1):
-        parts.append(f'<text x="{sx(t):.1f}" y="{top + h + 16}" class="tick" text-anchor="middle">{_label(t)}</text>')
+        text = escape(x_format(t)) if x_format else _label(t)
+        parts.append(f'<text x="{sx(t):.1f}" y="{top + h + 16}" class="tick" text-anchor="middle">{text}</text>')
     for t in _ticks(y0, y1):
         text = f"{t:.0%}" if y_percent else _label(t)
         parts.append(f'<line x1="{left}" y1="{sy(t):.1f}" x2="{left + w}" y2="{sy(t):.1f}" class="grid"/>'

@@ -121,3 +121,36 @@ def record_evaluation(wh: Warehouse, row: dict, challenger_metrics: dict | None)
             con.execute("UPDATE model_registry SET metrics = json_merge_patch(metrics, ?) WHERE version = ?",
                         [json.dumps(challenger_metrics), row["challenger"]])
         insert(con, "model_evaluations", [row])
+
+
+def model_history(wh: Warehouse) -> pd.DataFrame:
+    """Every version newest first with why it was trained and its judgement: promoted or not, why, and the scores
+    (challenger and the champion it was judged against) on the same evaluation rows."""
+    return wh.query("""
+        SELECT r.version, r.trained_at, r.status, r.status_reason, r.trained_because, r.n_train,
+               len(r.train_batches) AS train_batches, e.evaluated_at, e.champion AS judged_against, e.promoted,
+               e.reason, e.n_eval,
+               (e.scores->>'$.challenger.overall.mae_eur')::DOUBLE AS mae_eur,
+               (e.scores->>'$.challenger.overall.median_ape')::DOUBLE AS median_ape,
+               (e.scores->>'$.challenger.overall.interval_coverage')::DOUBLE AS interval_coverage,
+               (e.scores->>'$.champion.overall.mae_eur')::DOUBLE AS champion_mae_eur,
+               (e.scores->>'$.champion.overall.median_ape')::DOUBLE AS champion_median_ape
+        FROM model_registry r
+        LEFT JOIN (SELECT * FROM model_evaluations
+                   QUALIFY row_number() OVER (PARTITION BY challenger ORDER BY evaluated_at DESC) = 1) e
+               ON e.challenger = r.version
+        ORDER BY r.trained_at DESC""")
+
+
+def latest_event(wh: Warehouse, version: str, status: str) -> dict | None:
+    """The newest change of ``version`` to ``status`` (changed_at, reason), or None."""
+    rows = wh.query("SELECT changed_at, reason FROM model_events WHERE version = ? AND status = ? "
+                    "ORDER BY changed_at DESC LIMIT 1", [version, status])
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def model_monitoring(wh: Warehouse, version: str, limit: int) -> pd.DataFrame:
+    """The newest monitoring rows of batches judged against ``version`` (empty before monitoring ran)."""
+    return wh.query("SELECT batch_id, monitored_at, mae_eur, mape, reference_mape, decay, n_fresh, drift_share "
+                    "FROM monitoring_reports WHERE model_version = ? ORDER BY monitored_at DESC LIMIT ?",
+                    [version, limit])

@@ -14,13 +14,17 @@ from carprice.config import ValidationConfig
 from carprice.ingest.landing import Batch, batch_file_bytes
 from carprice.monitoring.alerts import Alert
 from carprice.validation import store
-from carprice.validation.checks import Outcome, run_checks
+from carprice.validation.checks import ALL_CHECKS, Outcome, run_checks
 from carprice.validation.profile import landed_columns, merge_profiles, profile_rows
 from carprice.validation.shipped import shipped_reference
 from carprice.validation.store import ACCEPTED, ADMITTED, QUARANTINED, READMIT, READMITTED
 from carprice.warehouse import Warehouse
 
-__all__ = ["ADMITTED", "AdmissionError", "Verdict", "quarantine_alerts", "readmit", "validate_batch"]
+__all__ = ["ADMITTED", "AdmissionError", "Verdict", "one_line_reason", "quarantine_alerts", "readmit",
+           "validate_batch"]
+
+# A reason shown on one line of the UI (a partition's status, a check's description) is cut to about this long.
+ONE_LINE = 200
 
 
 class AdmissionError(ValueError):
@@ -94,6 +98,16 @@ def readmit(wh: Warehouse, batch_id: str, reviewer: str, note: str) -> None:
     if status != QUARANTINED:
         raise AdmissionError(f"batch {batch_id!r} is {status}, not quarantined")
     store.add_review(wh, batch_id, READMIT, reviewer.strip(), note.strip(), datetime.now(UTC))
+
+
+def one_line_reason(failed: dict[str, list[str]], width: int = ONE_LINE) -> str:
+    """Why a batch was quarantined, on one line: each failed check with its first failure (``failed``: check name ->
+    failures), cut to ``width`` characters."""
+    order = sorted(failed, key=lambda name: ALL_CHECKS.index(name) if name in ALL_CHECKS else len(ALL_CHECKS))
+    parts = [f"{name}: {failed[name][0] if failed[name] else 'failed'}"
+             + (f" (+{len(failed[name]) - 1} more)" if len(failed[name]) > 1 else "") for name in order]
+    line = "; ".join(parts).replace("\n", " ") or "no check failed"
+    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
 
 
 def quarantine_alerts(verdict: Verdict) -> list[Alert]:

@@ -14,9 +14,9 @@ from carprice.config import PROJECT_DIR
 from carprice.definitions import build_definitions
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.ingest import raw_listings
-from carprice.defs.monitoring import batch_monitoring
+from carprice.defs.monitoring import batch_monitoring, summary_numbers
 from carprice.defs.partitions import batch_partitions
-from carprice.defs.publishing import warehouse_snapshot
+from carprice.defs.publishing import model_overview, warehouse_snapshot
 from carprice.defs.resources import build_resources
 from carprice.defs.training import challenger_model, champion_model, listing_features
 from carprice.defs.valuation import deals, listing_valuations
@@ -26,8 +26,8 @@ from carprice_tests.conftest import copy_batch
 # Real crawls, Dagster runs or processes: the integration tier.
 pytestmark = pytest.mark.integration
 
-DOWNSTREAM = [clean_listings, listing_features, challenger_model, champion_model, listing_valuations, deals,
-              warehouse_snapshot]
+DOWNSTREAM = [clean_listings, listing_features, challenger_model, champion_model, model_overview,
+              listing_valuations, deals, warehouse_snapshot]
 
 
 def test_definitions_load_with_every_asset_described(settings):
@@ -35,8 +35,9 @@ def test_definitions_load_with_every_asset_described(settings):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"scraped_batch", "raw_listings", "clean_listings", "listing_features", "challenger_model",
-                    "champion_model", "listing_valuations", "deals", "batch_monitoring", "warehouse_snapshot"}
+    assert keys == {"scraped_batch", "raw_listings", "admitted_batch", "clean_listings", "listing_features",
+                    "challenger_model", "champion_model", "model_overview", "listing_valuations", "deals",
+                    "batch_monitoring", "warehouse_snapshot"}
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key} has no description"
     jobs = {job.name for job in defs.resolve_all_job_defs()}
@@ -96,14 +97,17 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     assert (deals["asking_price_eur"] < deals["lower_price_eur"]).all()
     assert deals["saving_eur"].is_monotonic_decreasing and deals["url"].str.startswith("http").all()
 
-    assert decision["registry_entry"].value["train_batches"] == [crawled_batch.batch_id]
+    overview = result.asset_materializations_for_node("model_overview")[0].metadata
+    assert overview["champion"].value == registry.iloc[0]["version"]
+    assert overview["train"].value.endswith("from 1 batches")
 
     # Monitoring the batch the champion was trained on: drift is measured, quality is not (no new listing).
     monitored = dg.materialize([batch_monitoring], resources=build_resources(settings), instance=instance,
                                partition_key=crawled_batch.batch_id)
     meta = {k: v.value for k, v in monitored.asset_materializations_for_node("batch_monitoring")[0].metadata.items()}
-    assert meta["status"] == "monitored" and meta["n_fresh"] == 0 and "mape" not in meta
-    assert meta["drifted_columns"] <= 1 and meta["n_columns"] == 12 and meta["retrain_requested"] is False
+    assert meta["status"] == "monitored" and meta["n_fresh"] == 0 and "mape_pct" not in meta
+    numbers = summary_numbers(meta)
+    assert numbers["drifted_columns"] <= 1 and numbers["n_columns"] == 12 and meta["retrain_requested"] is False
     assert meta["report_url"] == f"{settings.reports_url}{crawled_batch.batch_id}/drift.html"
     report = wh.query("SELECT * FROM monitoring_reports").iloc[0]
     assert report["batch_id"] == crawled_batch.batch_id and report["model_version"] == registry.iloc[0]["version"]
@@ -122,11 +126,24 @@ def test_graph_materializes_from_a_landed_batch(settings, crawled_batch):
     registry = wh.query("SELECT status, status_reason FROM model_registry ORDER BY trained_at")
     assert again.success and registry["status"].tolist() == ["champion", "rejected"]
     assert "does not improve on the champion" in registry.iloc[1]["status_reason"]
+    # The current-model view: the champion still serves, the rejected challenger is listed with its reason.
+    overview = again.asset_materializations_for_node("model_overview")[0].metadata
+    assert overview["rejected_challengers"].value == 1 and "| rejected |" in overview["challengers"].value
+    assert "does not improve on the champion" in overview["challengers"].value
+    assert overview["page"].value == f"{settings.reports_url}model.html"
+    page = (settings.reports_dir / "model.html").read_text()
+    assert "Champion " + registry_versions(wh)[0] in page and "rejected" in page and "interval covers" in page
+    index = (settings.reports_dir / "index.html").read_text()
+    assert crawled_batch.batch_id in index and f'href="{crawled_batch.batch_id}/drift.html"' in index
     # Every model's data version is exactly the admitted batches in the warehouse.
     orphans = wh.query("""SELECT version, unnest(train_batches) AS batch_id FROM model_registry
                           EXCEPT SELECT version, batch_id FROM model_registry, batch_status
                           WHERE batch_status.status IN ('accepted', 'readmitted')""")
     assert orphans.empty
+
+
+def registry_versions(wh: Warehouse) -> list[str]:
+    return wh.query("SELECT version FROM model_registry ORDER BY trained_at")["version"].tolist()
 
 
 def test_ingesting_a_batch_that_is_not_there_fails_clearly(settings):

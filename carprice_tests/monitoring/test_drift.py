@@ -27,7 +27,7 @@ BODIES = ["hatchback", "suv", "sedan", "estate", "van"]
 ROW_KEYS = {"n_reference", "n_current", "drifted_columns", "n_columns", "drift_share", "column_scores",
             "prediction_drift_score", "prediction_drifted", "target_drift_score", "mae_eur", "mape",
             "reference_mae_eur", "reference_mape", "decay", "triggers", "report_path", "n_fresh",
-            "quality_report_path"}
+            "quality_report_path", "segment_errors"}
 
 
 def listings(n: int, seed: int, *, shifted: bool = False, noise: float = 0.08,
@@ -290,5 +290,12 @@ def test_quality_is_judged_on_the_fresh_rows_only(reference, tmp_path):
     assert [t.kind for t in summary.triggers] == ["decay"]
     assert "on 300 fresh listings" in summary.triggers[0].reason
     assert summary.report_path.stat().st_size > 0 and summary.quality_report_path.stat().st_size > 0
+    # The quality report says what it measures against the model's own evaluation, and by segment (fresh rows only).
+    bodies = [s for s in summary.segment_errors if s["column"] == "body"]
+    assert bodies and sum(s["n"] for s in bodies) <= 300 and all(s["n"] >= CFG.min_segment_rows for s in bodies)
+    assert all(s["vs_model"] == pytest.approx(s["mape"] / true_mape(reference) - 1) for s in bodies)
+    page = summary.quality_report_path.read_text()
+    assert "The champion on 300 listings it never saw" in page and "Error by segment" in page
+    assert "Error by segment" not in summary.report_path.read_text()
     with pytest.raises(ValueError, match="fresh mask has 3 values"):
         monitor_batch(reference, current, reference_quality={}, cfg=CFG, fresh=pd.Series([True] * 3))

@@ -114,6 +114,26 @@ def test_a_clean_next_day_passes_every_check(platform):
     assert wh.query("SELECT count(*) AS n FROM alerts").iloc[0]["n"] == 0
 
 
+def assert_quarantine_shown(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance, batch_id: str,
+                            failed: dict[str, str]) -> None:
+    """The UI shows a quarantine as one: on the raw_listings partition, on each failed check, and on the partitions
+    it left unmade, each with the batch id and why."""
+    raw = result.asset_materializations_for_node("raw_listings")[0].metadata
+    status = raw["status"].value
+    assert status.startswith("quarantined: ") and "\n" not in status and len(status) <= 220, status
+    assert all(name in status for name in failed), (status, failed)
+    assert raw["batch_id"].value == batch_id and raw["market_day"].value != "unknown"
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            assert evaluation.description.startswith(f"{batch_id} quarantined: "), evaluation.description
+            assert evaluation.metadata["evidence"].value.startswith("| measure | value |")
+    for asset in ("admitted_batch", "batch_monitoring"):
+        (observation,) = [r.asset_observation for r in instance.fetch_observations(dg.AssetKey(asset), limit=5).records]
+        assert observation.partition == batch_id and observation.metadata["status"].value == status
+    run = instance.get_run_by_id(result.run_id)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, "no partition of the run is marked failed"
+
+
 FAULT_EXPECTATIONS = {
     "rename_field": {CHECK_SOURCE_FIELDS: "possibly renamed", CHECK_VALUES: "null rates: mileage_km"},
     "remove_field": {CHECK_SOURCE_FIELDS: "missing fields ['vehicleModelDate']", CHECK_VALUES: "model_year"},
@@ -136,14 +156,15 @@ def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, faul
     instance = dg.DagsterInstance.ephemeral()
     result = run_batch(platform, batch_id, instance)
 
-    assert not result.success
+    assert result.success, "a quarantine is an outcome of the run, not its failure"
     failed = failed_checks(result)
     for check_name, text in FAULT_EXPECTATIONS[fault].items():
         assert text in failed.get(check_name, ""), (fault, failed)
     assert CHECK_COLUMNS not in failed, "the spider's own columns never change"
     materialized = {e.asset_key.to_user_string() for e in result.all_events
                     if e.event_type_value == "ASSET_MATERIALIZATION"}
-    assert materialized == {"raw_listings"}, "the blocking checks stopped everything downstream"
+    assert materialized == {"raw_listings"}, "the admitted_batch gate stopped everything downstream"
+    assert_quarantine_shown(result, instance, batch_id, failed)
 
     wh = Warehouse(platform.warehouse_path)
     status = batch_statuses(wh).set_index("batch_id").loc[batch_id]
@@ -177,7 +198,8 @@ def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, faul
 def test_readmitted_batch_flows_through(platform):
     instance = dg.DagsterInstance.ephemeral()
     batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_field"}))
-    assert not run_batch(platform, batch_id, instance).success
+    held = run_batch(platform, batch_id, instance)
+    assert held.success and not held.asset_materializations_for_node("admitted_batch")
     wh = Warehouse(platform.warehouse_path)
     before = state(platform)
 
