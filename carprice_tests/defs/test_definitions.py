@@ -198,8 +198,8 @@ def test_dg_checks_and_lists_the_definitions_loaded_from_the_defs_folder(tmp_pat
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
     assert {a["asset_key"] for a in found["assets"]} == {
-        "scraped_batch", "raw_listings", "clean_listings", "listing_features", "challenger_model", "champion_model",
-        "listing_valuations", "deals", "batch_monitoring", "warehouse_snapshot"}
+        "scraped_batch", "raw_listings", "admitted_batch", "clean_listings", "listing_features", "challenger_model",
+        "champion_model", "model_overview", "listing_valuations", "deals", "batch_monitoring", "warehouse_snapshot"}
     assert {s["name"] for s in found["sensors"]} == {"landing_sensor", "retraining_sensor"}
     snapshot = next(a for a in found["assets"] if a["asset_key"] == "warehouse_snapshot")
     assert snapshot["owners"] == [{"team": "carprice"}] and snapshot["source"].startswith("carprice/defs/publishing.py")

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -55,9 +57,29 @@ ALWAYS_PROMOTE = {"ops": {"champion_model": {"config": {"min_relative_improvemen
                                                         "max_slice_regression": 1000.0}}}}
 
 
-def crawl_day(settings: Settings, day: int, faults: frozenset[str] = frozenset()) -> str:
-    return crawl_market(settings.landing_dir, seed=settings.market_seed, day=day,
-                        listings=settings.market_listings, faults=faults).batch.batch_id
+# Every crawl the module's tests ask for: (days after the baseline's, faults). They are started together when the
+# first test asks for one (a few at a time: each is a spider and a marketplace process), and each test gets a copy
+# of the batch in its own landing zone: a crawl of one market on one day lands the same listings whoever asks.
+CRAWLS_AT_ONCE = 3
+
+
+@pytest.fixture(scope="module")
+def crawls(tmp_path_factory) -> Iterator[dict[tuple[int, frozenset[str]], Future]]:
+    root = tmp_path_factory.mktemp("crawls")
+    wanted = [(1, frozenset())] + [(1, frozenset({f})) for f in sorted(FAULT_EXPECTATIONS)] \
+        + [(2, frozenset({"new_field"}))]
+    with ThreadPoolExecutor(max_workers=CRAWLS_AT_ONCE) as pool:
+        futures = {key: pool.submit(crawl_market, root / f"{key[0]}-{'-'.join(sorted(key[1])) or 'clean'}",
+                                    seed=SMALL_MARKET["market_seed"], day=SMALL_MARKET["market_day"] + key[0],
+                                    listings=SMALL_MARKET["market_listings"], faults=key[1]) for key in wanted}
+        yield futures
+        for future in futures.values():
+            future.cancel()
+
+
+def crawl_day(settings: Settings, crawls: dict, days_after: int, faults: frozenset[str] = frozenset()) -> str:
+    """The batch of the market ``days_after`` the baseline's day with ``faults``, landed in ``settings``' zone."""
+    return copy_batch(crawls[(days_after, faults)].result().batch, settings.landing_dir).batch_id
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +119,9 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     return out
 
 
-def test_a_clean_next_day_passes_every_check(platform):
+def test_a_clean_next_day_passes_every_check(platform, crawls):
     before = state(platform)
-    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1)
+    batch_id = crawl_day(platform, crawls, 1)
     result = run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
     assert result.success, failed_checks(result)
     assert all(e.passed for e in result.get_asset_check_evaluations())
@@ -150,9 +172,9 @@ REFRESHED_FAULT = "prices_x100"
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_EXPECTATIONS))
-def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, fault):
+def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, crawls, fault):
     before = state(platform)
-    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({fault}))
+    batch_id = crawl_day(platform, crawls, 1, frozenset({fault}))
     instance = dg.DagsterInstance.ephemeral()
     result = run_batch(platform, batch_id, instance)
 
@@ -195,9 +217,9 @@ def test_faulty_batch_is_quarantined_and_nothing_downstream_moves(platform, faul
         assert wh.query("SELECT count(*) AS n FROM clean_listings WHERE batch_id = ?", [batch_id]).iloc[0]["n"] == 0
 
 
-def test_readmitted_batch_flows_through(platform):
+def test_readmitted_batch_flows_through(platform, crawls):
     instance = dg.DagsterInstance.ephemeral()
-    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_field"}))
+    batch_id = crawl_day(platform, crawls, 1, frozenset({"new_field"}))
     held = run_batch(platform, batch_id, instance)
     assert held.success and not held.asset_materializations_for_node("admitted_batch")
     wh = Warehouse(platform.warehouse_path)
@@ -226,7 +248,7 @@ def test_readmitted_batch_flows_through(platform):
         readmit(wh, batch_id, "ana", "again")
 
     # The re-admitted batch joined the reference: the same site change passes the next day.
-    next_id = crawl_day(platform, SMALL_MARKET["market_day"] + 2, frozenset({"new_field"}))
+    next_id = crawl_day(platform, crawls, 2, frozenset({"new_field"}))
     assert run_batch(platform, next_id, instance).success
 
 
@@ -236,8 +258,8 @@ def _carprice(settings: Settings, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_cli_lists_quarantined_batches_and_readmits_one(platform):
-    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_field"}))
+def test_cli_lists_quarantined_batches_and_readmits_one(platform, crawls):
+    batch_id = crawl_day(platform, crawls, 1, frozenset({"new_field"}))
     run_batch(platform, batch_id, dg.DagsterInstance.ephemeral())
 
     listing = _carprice(platform, "batches", "list", "--status", "quarantined")
@@ -254,8 +276,8 @@ def test_cli_lists_quarantined_batches_and_readmits_one(platform):
     assert batch_id in accepted.stdout and "the VIN field is fine" in accepted.stdout
 
 
-def test_readmit_job_records_the_review(platform):
-    batch_id = crawl_day(platform, SMALL_MARKET["market_day"] + 1, frozenset({"new_currency"}))
+def test_readmit_job_records_the_review(platform, crawls):
+    batch_id = crawl_day(platform, crawls, 1, frozenset({"new_currency"}))
     instance = dg.DagsterInstance.ephemeral()
     run_batch(platform, batch_id, instance)
     job = build_definitions(platform).resolve_job_def("readmit_job")
@@ -270,10 +292,10 @@ def test_readmit_job_records_the_review(platform):
     assert (status["status"], status["decided_by"]) == ("readmitted", "li")
 
 
-def test_cli_rollback_makes_the_earlier_champion_serve_again(platform):
+def test_cli_rollback_makes_the_earlier_champion_serve_again(platform, crawls):
     first = state(platform)["champion"]
     instance = dg.DagsterInstance.ephemeral()
-    assert run_batch(platform, crawl_day(platform, SMALL_MARKET["market_day"] + 1), instance).success
+    assert run_batch(platform, crawl_day(platform, crawls, 1), instance).success
     train(platform, instance, ALWAYS_PROMOTE)
     second = state(platform)["champion"]
     assert second != first
