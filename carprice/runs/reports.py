@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carprice.analysts import sql_command
 from carprice.config import DEFAULT_DATA_DIR, ENV_VARS, UI_PORT, Settings
 from carprice.monitoring.store import alert_counts, request_counts
 from carprice.runs.launcher import LaunchedRun, PipelineError, first_failure, materialization_metadata
@@ -17,15 +18,16 @@ from carprice.warehouse import Warehouse
 def look_commands(settings: Settings) -> tuple[str, str]:
     """The commands a summary suggests for this installation: query its snapshot, open its UI.
 
-    The UI command names the data folder (and the Dagster home) the run used when they are not the defaults,
-    so it opens what the run wrote.
+    Both name the data folder (the UI command also the Dagster home) the run used when they are not the
+    defaults, so they open what the run wrote.
     """
-    query = f"duckdb -readonly {shlex.quote(str(settings.snapshot_path))}"
+    data_dir = settings.data_dir if settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve() else None
+    query = sql_command(data_dir)
     ui = ".venv/bin/carprice ui"
     if settings.dagster_home.resolve() != (settings.data_dir / "dagster").resolve():
         ui = f"{ENV_VARS['dagster_home']}={shlex.quote(str(settings.dagster_home))} {ui}"
-    if settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve():
-        ui += f" --data-dir {shlex.quote(str(settings.data_dir))}"
+    if data_dir is not None:
+        ui += f" --data-dir {shlex.quote(str(data_dir))}"
     return query, ui
 
 

@@ -14,21 +14,31 @@ from carprice.runs.reports import DayReport, look_commands
 def test_the_summary_opens_the_data_folder_the_run_used(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", dagster_home=tmp_path / "data" / "dagster")
     query, ui = look_commands(settings)
-    assert query == f"duckdb -readonly {tmp_path / 'data' / 'warehouse-snapshot.duckdb'}"
+    assert query == f".venv/bin/carprice sql --data-dir {tmp_path / 'data'} 'SHOW TABLES'"
     assert ui == f".venv/bin/carprice ui --data-dir {tmp_path / 'data'}"
 
     report = DayReport(day=3, date="2026-01-04", settings=settings, batch_id="automarkt-x", status="quarantined")
     text = report.render()
     assert f"open the UI      .venv/bin/carprice ui --data-dir {tmp_path / 'data'}   (then" in text
-    assert f"duckdb -readonly {settings.snapshot_path}   (a snapshot" in text
+    assert f"analysts query   .venv/bin/carprice sql --data-dir {tmp_path / 'data'} 'SHOW TABLES'   (a snapshot" in text
     assert "settings" not in report.to_json()
 
 
 def test_the_default_installation_needs_no_option_and_another_dagster_home_is_named(tmp_path):
     default = Settings(data_dir=DEFAULT_DATA_DIR, dagster_home=DEFAULT_DATA_DIR / "dagster")
-    assert look_commands(default)[1] == ".venv/bin/carprice ui"
+    assert look_commands(default) == (".venv/bin/carprice sql 'SHOW TABLES'", ".venv/bin/carprice ui")
     elsewhere = Settings(data_dir=DEFAULT_DATA_DIR, dagster_home=tmp_path / "my home")
     assert look_commands(elsewhere)[1] == f"DAGSTER_HOME='{tmp_path / 'my home'}' .venv/bin/carprice ui"
+
+
+def test_the_days_summary_names_the_data_folder_in_both_hints(tmp_path):
+    from carprice.runs.reports import render_days
+
+    settings = Settings(data_dir=tmp_path / "my data", dagster_home=tmp_path / "my data" / "dagster")
+    report = DayReport(day=3, date="2026-01-04", settings=settings, batch_id="automarkt-x", status="accepted")
+    text = render_days([report], settings)
+    assert f"analysts query   .venv/bin/carprice sql --data-dir '{tmp_path / 'my data'}' 'SHOW TABLES'" in text
+    assert f"open the UI      .venv/bin/carprice ui --data-dir '{tmp_path / 'my data'}'   (then" in text
 
 
 def test_crawl_time_reads_a_daily_cron():
@@ -55,3 +65,4 @@ def test_the_exception_line_of_a_step_failure_is_the_one_naming_the_error():
     assert _exception_line(traceback_tail) == expected
     assert _exception_line("something broke\n   ^^^^\n") == "something broke"
     assert _exception_line("") == ""
+
