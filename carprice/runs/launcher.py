@@ -89,6 +89,8 @@ class Automation:
         self.progress = progress
         self.pool_wait_s = pool_wait_s
         self.cursors: dict[str, str | None] = {}
+        # Why each sensor's last tick asked for no run (its skip reason), as the daemon shows it on the tick.
+        self.skipped: dict[str, str] = {}
 
     def tick_schedule(self, name: str, when: datetime) -> list[LaunchedRun]:
         """Evaluate schedule ``name`` as of ``when`` and execute the runs it requests."""
@@ -110,6 +112,7 @@ class Automation:
         if not isinstance(data, dg.SensorResult):
             raise TypeError(f"sensor {name} must return a SensorResult, got {type(data).__name__}")
         self.cursors[name] = data.cursor if data.cursor is not None else self.cursors.get(name)
+        self.skipped[name] = data.skip_reason.skip_message or "" if data.skip_reason else ""
         for request in data.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
