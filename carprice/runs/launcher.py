@@ -13,9 +13,11 @@ under their job, in the Overview timeline and in the schedule's and sensors' tic
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +30,7 @@ from dagster._core.execution.execution_result import ExecutionResult
 from dagster._core.remote_origin import RemoteRepositoryOrigin
 from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickData, TickStatus
 from dagster._core.storage.tags import TICK_ID_TAG
+from dagster._utils.error import serializable_error_info_from_exc_info
 
 from carprice.config import POOL_WAIT_S, PROJECT_DIR, Settings
 from carprice.ingest.landing import remove_stale_tmp
@@ -125,7 +128,8 @@ class Automation:
         tick = self._start_tick(name, InstigatorType.SCHEDULE, when.timestamp())
         origin = {"dagster/schedule_name": name, "dagster/scheduled_execution_time": when.isoformat(),
                   TICK_ID_TAG: str(tick.tick_id)}
-        launched = [self.launch(f"schedule {name}", request, schedule.job_name, origin) for request in requests]
+        with self._ticking(tick):
+            launched = [self.launch(f"schedule {name}", request, schedule.job_name, origin) for request in requests]
         self._finish_tick(tick, launched, "no run requested")
         return launched
 
@@ -137,6 +141,17 @@ class Automation:
         return self.instance.create_tick(TickData(
             instigator_origin_id=origin.get_id(), instigator_name=name, instigator_type=kind,
             status=TickStatus.STARTED, timestamp=timestamp, selector_id=selector.get_id()))
+
+    @contextlib.contextmanager
+    def _ticking(self, tick: InstigatorTick) -> Iterator[None]:
+        """Launching the runs of ``tick``: a tick cut short (Ctrl-C, an error) is recorded as failed, not left
+        started (the scheduler daemon would take a started tick at the same time for one to resume)."""
+        try:
+            yield
+        except BaseException:
+            error = serializable_error_info_from_exc_info(sys.exc_info())
+            self.instance.update_tick(tick.with_status(TickStatus.FAILURE, error=error))
+            raise
 
     def _finish_tick(self, tick: InstigatorTick, launched: list[LaunchedRun], skip_reason: str) -> None:
         """The tick succeeded with the runs it started, or was skipped for ``skip_reason``."""
@@ -162,14 +177,15 @@ class Automation:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         launched = []
-        for request in data.run_requests or []:
-            # As the daemon does: a run key a sensor already used is not run again.
-            if request.run_key and self.instance.get_runs(filters=dg.RunsFilter(tags={
-                    "dagster/sensor_name": name, "dagster/run_key": request.run_key}), limit=1):
-                self.progress(f"    sensor {name}: run key {request.run_key} already ran; skipped")
-                continue
-            launched.append(self.launch(f"sensor {name}", request, request.job_name or sensor.job_name,
-                                        {"dagster/sensor_name": name, TICK_ID_TAG: str(tick.tick_id)}))
+        with self._ticking(tick):
+            for request in data.run_requests or []:
+                # As the daemon does: a run key a sensor already used is not run again.
+                if request.run_key and self.instance.get_runs(filters=dg.RunsFilter(tags={
+                        "dagster/sensor_name": name, "dagster/run_key": request.run_key}), limit=1):
+                    self.progress(f"    sensor {name}: run key {request.run_key} already ran; skipped")
+                    continue
+                launched.append(self.launch(f"sensor {name}", request, request.job_name or sensor.job_name,
+                                            {"dagster/sensor_name": name, TICK_ID_TAG: str(tick.tick_id)}))
         self._finish_tick(tick, launched, self.skipped[name])
         return launched
 
@@ -190,7 +206,6 @@ class Automation:
             # Dagster turns Ctrl-C or SIGTERM during a run into a failed run and returns: the command stops too.
             raise KeyboardInterrupt
         return LaunchedRun(origin, job_name, request.partition_key, result, seconds, tags)
-
 
     def _execute(self, job_name: str, partition_key: str | None, tags: dict[str, str],
                  run_config: dict) -> ExecutionResult:

@@ -27,7 +27,8 @@ def test_a_query_is_answered_as_a_table_with_its_row_count(snapshot):
     table = query_snapshot(snapshot, "SELECT make, price_eur FROM deals ORDER BY price_eur")
     assert table.splitlines()[1].split("│")[1:3] == ["  make   ", " price_eur "]
     assert "│ VW      │      9500 │" in table and "2 rows" in table
-    assert query_snapshot(snapshot, "SELECT * FROM deals ORDER BY make", csv=True) == "make,price_eur\nBMW,21000\nVW,9500"
+    csv = query_snapshot(snapshot, "SELECT * FROM deals ORDER BY make", csv=True)
+    assert csv == "make,price_eur\nBMW,21000\nVW,9500"
 
 
 def test_the_snapshot_is_never_written(snapshot):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, time
 
-import dagster as dg
 import pytest
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -79,8 +78,8 @@ def test_runs_of_carprice_run_are_listed_under_their_job_schedule_and_sensors(se
     data = answer.data
     assert [r["runId"] for r in data["crawl"]["runs"]] == [crawl.result.run_id], "the job page's Runs tab"
     assert [r["runId"] for r in data["batch"]["runs"]] == [batch.result.run_id]
-    assert {r["runId"]: r["repositoryOrigin"] for r in data["runsOrError"]["results"]} == {
-        run_id: REPO for run_id in run_ids}, "the Overview timeline groups runs by their repository"
+    assert {r["runId"]: r["repositoryOrigin"] for r in data["runsOrError"]["results"]} == dict.fromkeys(
+        run_ids, REPO), "the Overview timeline groups runs by their repository"
     schedule = data["scheduleOrError"]["scheduleState"]
     assert schedule["ticks"] == [{"status": "SUCCESS", "runIds": [crawl.result.run_id],
                                   "timestamp": when.timestamp()}], "no more 'Schedule has never run'"
