@@ -16,6 +16,7 @@ from carprice.cli.commands import (
     cmd_models_rollback,
     cmd_run,
     cmd_serve,
+    cmd_sql,
     cmd_ui,
 )
 from carprice.config import SERVE_PORT, UI_PORT
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (loopback unless told)")
     serve.add_argument("--port", type=int, default=SERVE_PORT, help="0 picks a free port")
     serve.set_defaults(func=cmd_serve)
+
+    sql = sub.add_parser("sql", help="query the published read-only snapshot of the warehouse (never blocks a run)")
+    sql.add_argument("query", nargs="?", help="the SQL (read from stdin when left out), e.g. "
+                                              "\"SELECT make, count(*) FROM clean_listings GROUP BY ALL\"")
+    sql.add_argument("--data-dir", help="the installation whose snapshot to query")
+    sql.add_argument("--max-rows", type=int, default=40, help="rows shown of a longer result (default 40)")
+    sql.add_argument("--csv", action="store_true", help="print every row as CSV instead of a table")
+    sql.set_defaults(func=cmd_sql, listings=None, day=None, seed=None)
 
     batches = sub.add_parser("batches", help="landed batches: list them with their validation status, re-admit, "
                                              "retry")
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.default_int_handler)
     import duckdb
 
+    from carprice.analysts import SnapshotQueryError
     from carprice.ingest.file_import import FileImportError
     from carprice.ingest.landing import BatchError
     from carprice.runs.instance import PoolBusyError
@@ -136,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print("carprice: interrupted", file=sys.stderr)
         return 130
     except (ValueError, CrawlError, BatchError, AdmissionError, RegistryError, FileImportError, PipelineError,
-            PoolBusyError) as exc:
+            PoolBusyError, SnapshotQueryError) as exc:
         print(f"carprice: error: {exc}", file=sys.stderr)
         return 2
     except duckdb.IOException as exc:

@@ -70,6 +70,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return FAILED_EXIT if failed else 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    import shutil
+
+    from carprice.analysts import query_snapshot
+
+    if args.query is None and sys.stdin.isatty():
+        raise ValueError('give the SQL as an argument (carprice sql "SELECT ...") or on stdin')
+    sql = args.query if args.query is not None else sys.stdin.read()
+    width = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
+    print(query_snapshot(settings_from(args).snapshot_path, sql, max_rows=args.max_rows, max_width=width,
+                         csv=args.csv))
+    return 0
+
+
 def cmd_batches_list(args: argparse.Namespace) -> int:
     from carprice.validation.store import UNFINISHED, batch_statuses
     from carprice.warehouse import Warehouse

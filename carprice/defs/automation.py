@@ -17,7 +17,13 @@ from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.defs.training import challenger_model
 from carprice.ingest.landing import scan_landing
-from carprice.monitoring.retraining import TRIGGER_KIND_TAG, TRIGGER_REASON_TAG, MonitoredBatch, training_due
+from carprice.monitoring.retraining import (
+    TRIGGER_KIND_TAG,
+    TRIGGER_REASON_TAG,
+    MonitoredBatch,
+    training_due,
+    training_wait,
+)
 
 
 @dg.schedule(job=crawl_job, cron_schedule="0 6 * * *", default_status=dg.DefaultScheduleStatus.RUNNING)
@@ -101,10 +107,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cfg = RetrainingConfig()
     request = training_due(monitored, cfg)
     if request is None:
-        batches = len({m.batch_id for m in monitored})
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"{batches} batch(es) monitored since the last training; training waits for a trigger and "
-            f"{cfg.min_batches_between} batches, or {cfg.every_batches} batches"))
+        return dg.SensorResult(skip_reason=dg.SkipReason(training_wait(monitored, cfg)))
     context.log.info("requesting training (%s): %s", request.kind, request.reason)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=request.run_key, tags={
         TRIGGER_KIND_TAG: request.kind, TRIGGER_REASON_TAG: request.reason[:2000]})])

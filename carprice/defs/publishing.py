@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from carprice.analysts import sql_command
 from carprice.config import MonitoringConfig
 from carprice.defs.metadata import (
     OWNERS,
@@ -38,7 +39,7 @@ def warehouse_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)),
         "size_mb": round(target.stat().st_size / 1e6, 2),
-        "open_with": f"duckdb -readonly {target}",
+        "open_with": sql_command(Path(warehouse.data_dir)),
     })
 
 

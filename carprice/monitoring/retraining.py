@@ -73,6 +73,28 @@ def training_due(monitored: Sequence[MonitoredBatch], cfg: RetrainingConfig) -> 
     return None
 
 
+def _batches(n: int) -> str:
+    return f"{n} batch{'' if n == 1 else 'es'}"
+
+
+def training_wait(monitored: Sequence[MonitoredBatch], cfg: RetrainingConfig) -> str:
+    """Why ``training_due`` starts no training yet, and for how many more monitored batches it waits.
+
+    A batch that asks for retraining (drift, decay) while too few batches came since the last training raises its
+    alert now and is answered later: the summary and the sensor's tick say so instead of leaving the alert alone.
+    """
+    batches = {m.batch_id: m for m in sorted(monitored, key=lambda m: m.record)}
+    asking = sorted({k for m in batches.values() if m.retrain_requested for k in m.kinds}) or (
+        ["monitoring"] if any(m.retrain_requested for m in batches.values()) else [])
+    since = f"{_batches(len(batches))} monitored since the last training"
+    if asking:
+        more = max(cfg.min_batches_between - len(batches), 1)
+        return (f"{'+'.join(asking)} asked for retraining; waiting for {_batches(more)} more ({since}; a trigger "
+                f"trains after {_batches(cfg.min_batches_between)}, so that there is new data to learn from)")
+    more = max(cfg.every_batches - len(batches), 1)
+    return f"not due: {since}, no trigger; the cadence trains after {_batches(cfg.every_batches)} ({more} more)"
+
+
 def record_requests(wh: Warehouse, batch_id: str, model_version: str | None,
                     requests: Sequence[tuple[str, str]]) -> None:
     """Record (kind, reason) retraining requests raised by one batch's monitoring; a re-run replaces them."""

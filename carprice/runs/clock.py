@@ -67,6 +67,7 @@ def _batches_then_training(automation: Automation, report: DayReport, batch_runs
     for run in automation.tick_sensor("retraining_sensor"):
         report.run_ids.append(run.result.run_id)
         report_training(report, run)
+    report.training_wait = automation.skipped.get("retraining_sensor", "")
     report.seconds = time.perf_counter() - started
     return finish_report(report)
 

@@ -22,6 +22,9 @@ _WRITTEN_BY_CARPRICE = "# Written by carprice"
 DAGSTER_YAML = _WRITTEN_BY_CARPRICE + """: the project's own Dagster instance (runs, events, schedules).
 telemetry:
   enabled: false
+# The UI's first-visit community modal would cover the lineage page of every new installation.
+nux:
+  enabled: false
 concurrency:
   pools:
     # DuckDB takes one writer at a time: assets that write share the "warehouse" pool.

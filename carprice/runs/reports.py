@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carprice.analysts import sql_command
 from carprice.config import DEFAULT_DATA_DIR, ENV_VARS, UI_PORT, Settings
 from carprice.monitoring.store import alert_counts, request_counts
 from carprice.runs.launcher import LaunchedRun, PipelineError, first_failure, materialization_metadata
@@ -17,16 +19,26 @@ from carprice.warehouse import Warehouse
 def look_commands(settings: Settings) -> tuple[str, str]:
     """The commands a summary suggests for this installation: query its snapshot, open its UI.
 
-    The UI command names the data folder (and the Dagster home) the run used when they are not the defaults,
-    so it opens what the run wrote.
+    Both name the data folder (the UI command also the Dagster home) the run used when they are not the
+    defaults, so they open what the run wrote.
     """
-    query = f"duckdb -readonly {shlex.quote(str(settings.snapshot_path))}"
+    data_dir = settings.data_dir if settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve() else None
+    query = sql_command(data_dir)
     ui = ".venv/bin/carprice ui"
     if settings.dagster_home.resolve() != (settings.data_dir / "dagster").resolve():
         ui = f"{ENV_VARS['dagster_home']}={shlex.quote(str(settings.dagster_home))} {ui}"
-    if settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve():
-        ui += f" --data-dir {shlex.quote(str(settings.data_dir))}"
+    if data_dir is not None:
+        ui += f" --data-dir {shlex.quote(str(data_dir))}"
     return query, ui
+
+
+def mape_against_model(monitoring: dict) -> str:
+    """The champion's MAPE on new listings beside its own evaluation MAPE, the change said as relative."""
+    said = [f"model's own {100 * monitoring['reference_mape']:.1f}%"] if monitoring.get("reference_mape") is not None \
+        else []
+    if monitoring.get("decay") is not None:
+        said.append(f"{100 * monitoring['decay']:+.0f}% relative" + ("" if said else " to the model's own"))
+    return f"{100 * monitoring['mape']:.1f}%" + (f" ({', '.join(said)})" if said else "")
 
 
 @dataclass
@@ -54,6 +66,8 @@ class DayReport:
     promoted: bool = False
     promotion_reason: str = ""
     metrics: dict = field(default_factory=dict)
+    # Why the retraining sensor started no training (the wait for more batches, or no trigger yet).
+    training_wait: str = ""
     baselines: dict = field(default_factory=dict)
     model_version: str | None = None
     seconds: float = 0.0
@@ -81,16 +95,24 @@ class DayReport:
                 parts.append(f"drift {m['drifted_columns']}/{m['n_columns']} cols")
                 parts.append(f"pred drift {m['prediction_drift_score']:.3f}")
                 if m.get("mape") is not None:
-                    parts.append(f"MAPE new {100 * m['mape']:.1f}%"
-                                 + (f" ({100 * m['decay']:+.0f}% vs model)" if m.get("decay") is not None else ""))
+                    parts.append(f"MAPE new {mape_against_model(m)}")
             elif m:
                 parts.append(str(m.get("status", "")))
+            if m.get("trigger_kinds") and not self.challenger:
+                parts.append(f"{m['trigger_kinds'].replace(',', '+')} alert: {self.waiting_for or 'no training'}")
         if self.challenger:
-            parts.append(f"trained ({self.trigger or 'by hand'}) -> {'PROMOTED' if self.promoted else 'kept champion'}")
+            parts.append(f"trained ({self.trigger or 'by hand'}) -> "
+                         + ("PROMOTED" if self.promoted else "REJECTED, champion kept"))
         parts.append(f"serving {self.model_version or 'none'}")
         if self.errors:
             parts.append(f"{len(self.errors)} run(s) FAILED")
         return " | ".join(p for p in parts if p)
+
+    @property
+    def waiting_for(self) -> str:
+        """"waiting for N batches" when the retraining sensor waits for more batches before it trains."""
+        found = re.search(r"waiting for \d+ batch(es)?", self.training_wait)
+        return found.group(0) if found else ""
 
     def render(self) -> str:
         """The detailed summary printed after `carprice run`."""
@@ -106,7 +128,8 @@ class DayReport:
             if m.get("drift_share") is not None:
                 lines += [f"  monitoring       {m['drifted_columns']} of {m['n_columns']} columns drifted, "
                           f"prediction drift {m['prediction_drift_score']:.3f}"
-                          + (f", MAPE on new listings {100 * m['mape']:.1f}%" if m.get("mape") is not None else ""),
+                          + (f", MAPE on new listings {mape_against_model(m)}" if m.get("mape") is not None
+                             else ""),
                           f"  report           {m.get('report_url', '')}"]
             elif m:
                 lines += [f"  monitoring       {m.get('status', '')}"]
@@ -123,7 +146,7 @@ class DayReport:
                               f"{100 * mm.get('interval_coverage', float('nan')):.0f}% | n={mm['n']}"]
                 lines += [f"  baseline         {name}: MAE {mae:,.0f} EUR" for name, mae in self.baselines.items()]
             else:
-                lines += ["  training         not due (cadence not reached, monitoring asked for none)"]
+                lines += [f"  training         {self.training_wait or 'none started'}"]
             lines += [f"  serving model    {self.model_version or 'none yet'}",
                       f"  valued listings  {self.valued}, of which {self.deals} deals (asking below the interval)"]
         elif self.batch_id:
@@ -160,7 +183,7 @@ def render_days(reports: list[DayReport], settings: Settings) -> str:
              f"  batches          {sum(r.admitted for r in reports)} accepted, {len(quarantined)} quarantined"
              + (f" ({', '.join(r.batch_id for r in quarantined)})" if quarantined else ""),
              f"  trainings        {len(trained)}, promoted {sum(r.promoted for r in trained)}: "
-             + "; ".join(f"day {r.day} {r.trigger}{' (promoted)' if r.promoted else ''}" for r in trained),
+             + "; ".join(f"day {r.day} {r.trigger} ({'promoted' if r.promoted else 'rejected'})" for r in trained),
              "  retrain requests " + (", ".join(f"{kind} {n}" for kind, n in requests.items()) or "none"),
              "  alerts           " + (", ".join(f"{kind} {n}" for kind, n in alerts.items()) or "none"),
              f"  serving model    {reports[-1].model_version}",

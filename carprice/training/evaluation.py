@@ -87,13 +87,13 @@ class BareLightGBM:
         import lightgbm as lgb
 
         from carprice.training.features import model_features
-        from carprice.training.modeling import category_levels, to_matrix
+        from carprice.training.modeling import category_levels, to_matrix, training_params
 
         self.features = model_features(train)
         self.categories = category_levels(train, self.features)
         data = lgb.Dataset(to_matrix(train, self.features, self.categories), label=train["log_price"],
                            categorical_feature=list(self.categories))
-        self.booster = lgb.train(self.params, data, num_boost_round=self.rounds)
+        self.booster = lgb.train(training_params(self.params, len(train)), data, num_boost_round=self.rounds)
         return self
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:

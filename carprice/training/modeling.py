@@ -47,6 +47,10 @@ DEFAULT_PARAMS = {
     "verbose": -1,
 }
 MAX_ROUNDS = 3000
+# Below this many rows LightGBM trains on one thread whatever ``num_threads`` asks: on a few thousand rows a second
+# thread saves little, and on a busy 2-core machine its OpenMP threads wait for each other at every split (the
+# demo's recipe search on 3,600 rows: 62-65 s on two threads beside two busy processes, 7-10 s on one, same trees).
+ONE_THREAD_ROWS = 50_000
 EARLY_STOPPING_ROUNDS = 100
 BASE_ALPHA = 1.0
 # A tenth of the training rows (the newest, when dates can tell) calibrates the interval; it needs a few dozen rows.
@@ -291,6 +295,14 @@ def _base(fit: pd.DataFrame, params: dict, weight: np.ndarray | None) -> RidgeLo
     return RidgeLogPrice.constant(fit, weight)
 
 
+def training_params(params: dict, n_rows: int) -> dict:
+    """LightGBM's parameters for training on ``n_rows`` rows: one thread on data below ``ONE_THREAD_ROWS``."""
+    lgb_params = booster_params(params)
+    if n_rows < ONE_THREAD_ROWS:
+        lgb_params["num_threads"] = 1
+    return lgb_params
+
+
 def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: list[str],
               categories: dict[str, list[str]]) -> tuple[RidgeLogPrice, lgb.Booster, list[float]]:
     """Base and trees fit on ``fit`` with early stopping on ``valid``; the validation loss after each round."""
@@ -303,7 +315,7 @@ def _fit_fold(fit: pd.DataFrame, valid: pd.DataFrame, params: dict, features: li
     curves: dict = {}
     # Every tree is kept (not only up to this fold's own best round): the folds' residuals are taken at the round
     # that is best over all folds, which may be later.
-    booster = lgb.train({**booster_params(params), "metric": "l2"}, dtrain, num_boost_round=MAX_ROUNDS,
+    booster = lgb.train({**training_params(params, len(fit)), "metric": "l2"}, dtrain, num_boost_round=MAX_ROUNDS,
                         valid_sets=[dvalid], valid_names=["valid"], keep_training_booster=True,
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
                                    lgb.record_evaluation(curves)])
@@ -317,7 +329,7 @@ def _fit_all(train: pd.DataFrame, params: dict, features: list[str], categories:
     base = _base(train, params, weight)
     dtrain = lgb.Dataset(to_matrix(train, features, categories), label=train["log_price"], weight=weight,
                          init_score=base.fitted_log, categorical_feature=list(categories))
-    return base, lgb.train(booster_params(params), dtrain, num_boost_round=rounds)
+    return base, lgb.train(training_params(params, len(train)), dtrain, num_boost_round=rounds)
 
 
 def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAGE) -> tuple[float, float]:

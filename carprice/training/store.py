@@ -48,6 +48,12 @@ def write_features(wh: Warehouse, features: pd.DataFrame) -> int:
     return wh.replace_table("listing_features", features)
 
 
+def features_version(wh: Warehouse) -> str:
+    """A fingerprint of the ``listing_features`` rows: the same rows give the same string, in any order."""
+    row = wh.query("SELECT count(*) AS n, coalesce(bit_xor(hash(f)), 0) AS h FROM listing_features f").iloc[0]
+    return f"{int(row['n'])}-{int(row['h']):016x}"
+
+
 def read_features(wh: Warehouse) -> pd.DataFrame:
     """The features of every car once (reposts under other URLs left out), in a fixed order: the same admitted
     data trains and judges the same model, whatever order the crawls landed it in."""

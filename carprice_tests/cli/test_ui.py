@@ -79,16 +79,18 @@ def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_i
     tree = {}
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info", proc, 180)
-        query = '{"query": "{ assetNodes { assetKey { path } } }"}'
+        query = '{"query": "{ assetNodes { assetKey { path } } shouldShowNux }"}'
         deadline = time.monotonic() + 120
         while True:  # the code location loads after the webserver answers
             request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query.encode(),
                                              headers={"Content-Type": "application/json"})
-            nodes = json.loads(urllib.request.urlopen(request, timeout=10).read())["data"]["assetNodes"]
+            answer = json.loads(urllib.request.urlopen(request, timeout=10).read())["data"]
+            nodes = answer["assetNodes"]
             if nodes or time.monotonic() > deadline:
                 break
             time.sleep(2)
         assert {n["assetKey"]["path"][0] for n in nodes} >= {"raw_listings", "champion_model", "warehouse_snapshot"}
+        assert answer["shouldShowNux"] is False, "no first-visit modal over the lineage page"
         assert get(f"http://127.0.0.1:{port + 1}/b1/drift.html") == b"<html>drift report</html>"
         assert (data / "dagster" / "dagster.yaml").exists(), "the data folder's own Dagster instance"
         # The price API answers, and says why it cannot value yet (nothing published in a new installation).

@@ -26,6 +26,7 @@ from carprice.monitoring.retraining import (
     MonitoredBatch,
     TrainingRequest,
     training_due,
+    training_wait,
 )
 from carprice_tests.conftest import copy_batch
 
@@ -114,7 +115,8 @@ def retrain(instance, cursor=None):
 
 def test_retraining_waits_for_a_monitored_batch():
     result = retrain(dg.DagsterInstance.ephemeral())
-    assert not result.run_requests and "0 batch(es) monitored" in str(result.skip_reason)
+    assert not result.run_requests and "0 batches monitored since the last training" in str(
+        result.skip_reason)
 
 
 def test_a_monitoring_trigger_requests_training_with_its_reason():
@@ -141,7 +143,7 @@ def test_the_cadence_requests_training_without_a_trigger_and_a_training_resets_i
     instance.report_runless_asset_event(dg.AssetMaterialization("challenger_model"))
     assert not retrain(instance).run_requests, "batches monitored before the last training do not count again"
     monitored(instance, "automarkt-new")
-    assert "1 batch(es) monitored" in str(retrain(instance).skip_reason)
+    assert "1 batch monitored since the last training" in str(retrain(instance).skip_reason)
 
 
 def test_training_due_is_a_pure_rule():
@@ -159,6 +161,18 @@ def test_training_due_is_a_pure_rule():
     assert training_due(again, cfg) is None, "a batch monitored twice counts once, as its newest record says"
     with pytest.raises(ValueError, match="at least 1 batch"):
         training_due([first], RetrainingConfig(every_batches=0))
+
+
+def test_a_trigger_that_must_wait_says_for_how_many_batches():
+    cfg = RetrainingConfig(every_batches=7, min_batches_between=2)
+    decay = MonitoredBatch("b1", True, ("decay y",), ("decay",), record=5)
+    assert training_wait([decay], cfg) == (
+        "decay asked for retraining; waiting for 1 batch more (1 batch monitored since the last training; a trigger "
+        "trains after 2 batches, so that there is new data to learn from)")
+    quiet = [MonitoredBatch(f"b{i}", False, record=i) for i in range(3)]
+    assert training_wait(quiet, cfg) == ("not due: 3 batches monitored since the last training, no trigger; the "
+                                         "cadence trains after 7 batches (4 more)")
+    assert training_wait([], cfg).startswith("not due: 0 batches monitored")
 
 
 def _run(instance: dg.DagsterInstance, batch_id: str, status: dg.DagsterRunStatus) -> None:

@@ -105,3 +105,12 @@ def test_the_instance_file_follows_carprice_but_a_hand_written_one_is_kept(tmp_p
     prepare_dagster_home(settings)
     assert config.read_text().startswith("# ours")
     dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+
+def test_the_ui_shows_no_first_visit_modal_on_our_instance(tmp_path, monkeypatch):
+    """Dagster's community modal would cover the lineage page of every fresh installation (the UI asks the
+    instance through GraphQL's shouldShowNux, which is false when the instance disables it)."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = prepare_dagster_home(Settings(data_dir=tmp_path / "data", dagster_home=tmp_path / "home"))
+    instance = dg.DagsterInstance.from_config(str(home))
+    assert not instance.nux_enabled

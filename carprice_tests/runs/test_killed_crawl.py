@@ -12,9 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.definitions.selector import InstigatorSelector
+from dagster._core.remote_origin import RemoteRepositoryOrigin
+from dagster._core.scheduler.instigation import TickStatus
 
 from carprice.ingest.landing import remove_stale_tmp
+from carprice.runs.launcher import code_location_origin
 from carprice_tests.conftest import descendants, kill_leftovers, still_running
 
 pytestmark = pytest.mark.integration
@@ -78,6 +83,12 @@ def test_a_run_stopped_during_its_crawl_leaves_no_process_and_no_batch_behind(tm
     assert list(data.glob("landing/*/*")) == [], "no unfinished folder outlives the next command"
     if sig == signal.SIGTERM:
         assert proc.returncode == 130 and "carprice: interrupted" in log.read_text()
+        # The schedule's tick is recorded as failed, not left started for the daemon to take up.
+        instance = dg.DagsterInstance.from_config(str(data / "dagster"))
+        origin = RemoteRepositoryOrigin(code_location_origin(), "__repository__")
+        selector = InstigatorSelector(location_name="carprice", repository_name="__repository__", name="daily_crawl")
+        [tick] = instance.get_ticks(origin.get_instigator_origin("daily_crawl").get_id(), selector.get_id())
+        assert tick.status == TickStatus.FAILURE
 
 
 def test_a_crawl_killed_with_its_run_leaves_a_folder_the_next_run_removes(tmp_path):

@@ -155,3 +155,11 @@ def test_recency_weights_halve_per_half_life_and_weight_the_linear_base():
     assert plain == pytest.approx(np.sqrt(2e8), rel=1e-3) and leaning == pytest.approx(10_000, rel=0.02)
     assert RidgeLogPrice.constant(rows, np.array([1.0, 1.0, 0.0, 0.0])).predict(rows.head(1))[0] == \
         pytest.approx(10_000)
+
+
+def test_small_data_trains_on_one_thread_and_large_data_as_asked():
+    recipe = {**modeling.DEFAULT_PARAMS, "time_feature": True, "num_boost_round": 80}
+    small = modeling.training_params(recipe, 3_600)
+    assert small["num_threads"] == 1 and "time_feature" not in small and "num_boost_round" not in small
+    assert modeling.training_params(recipe, 1_000_000)["num_threads"] == recipe["num_threads"] == 2
+    assert recipe["num_threads"] == 2, "the recipe itself is left as it was"
