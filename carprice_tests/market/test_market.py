@@ -290,5 +290,5 @@ def test_marketplace_process_serves_the_shifted_market():
     with (running_marketplace(seed=1, day=3, listings=200, shifts=shifts) as url,
           urllib.request.urlopen(url + suv.path, timeout=10) as resp):
         served = resp.read()
-    assert served == detail_page(shifted, suv, 3)
+    assert served == detail_page(shifted, suv, 3, url)  # its pages name their canonical URL at its own address
     assert served != detail_page(plain, plain.listing(suv.id), 3)
