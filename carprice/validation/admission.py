@@ -101,13 +101,19 @@ def readmit(wh: Warehouse, batch_id: str, reviewer: str, note: str) -> None:
 
 
 def one_line_reason(failed: dict[str, list[str]], width: int = ONE_LINE) -> str:
-    """Why a batch was quarantined, on one line: each failed check with its first failure (``failed``: check name ->
-    failures), cut to ``width`` characters."""
+    """Why a batch was quarantined, on one line of at most ``width`` characters: each failed check with its first
+    failure (``failed``: check name -> failures). Every failed check keeps its name; when the line is too long,
+    their failures share what is left and each is cut."""
     order = sorted(failed, key=lambda name: ALL_CHECKS.index(name) if name in ALL_CHECKS else len(ALL_CHECKS))
-    parts = [f"{name}: {failed[name][0] if failed[name] else 'failed'}"
-             + (f" (+{len(failed[name]) - 1} more)" if len(failed[name]) > 1 else "") for name in order]
-    line = "; ".join(parts).replace("\n", " ") or "no check failed"
-    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
+    parts = [(f"{name}: {failed[name][0] if failed[name] else 'failed'}"
+              + (f" (+{len(failed[name]) - 1} more)" if len(failed[name]) > 1 else "")).replace("\n", " ")
+             for name in order]
+    line = "; ".join(parts) or "no check failed"
+    if len(line) <= width:
+        return line
+    room = (width - 2 * (len(parts) - 1)) // len(parts)
+    return "; ".join(part if len(part) <= room else part[:max(room - 1, len(name) + 1)].rstrip() + "…"
+                     for part, name in zip(parts, order))
 
 
 def quarantine_alerts(verdict: Verdict) -> list[Alert]:

@@ -8,7 +8,7 @@ import dagster as dg
 from carprice.defs.metadata import bullet_list, euros_text, key_value_table, markdown_table, percent, percent_text
 from carprice.defs.validation import check_result
 from carprice.validation.admission import Verdict, one_line_reason
-from carprice.validation.checks import CHECK_UNITS, CHECK_VALUES, Outcome
+from carprice.validation.checks import ALL_CHECKS, CHECK_UNITS, CHECK_VALUES, Outcome
 
 
 def _verdict(status: str, *outcomes: Outcome, review: dict | None = None) -> Verdict:
@@ -38,6 +38,13 @@ def test_a_readmitted_failure_is_a_warning_naming_the_reviewer():
 def test_a_passed_check_says_so_for_its_batch():
     ok = Outcome(CHECK_VALUES, True, [], {"reject_rate": 0.01})
     assert check_result(ok, _verdict("accepted", ok)).description == "automarkt-20261123T151812-84f159: passed"
+
+
+def test_one_line_reason_names_every_failed_check_however_long_their_failures():
+    failed = {name: [f"{name} failure " + "z" * 300] for name in ALL_CHECKS[:4]}
+    line = one_line_reason(failed)
+    assert len(line) <= 200 and "\n" not in line
+    assert all(f"{name}:" in line for name in failed), line
 
 
 def test_one_line_reason_orders_checks_counts_the_rest_and_cuts():
