@@ -120,6 +120,11 @@ def _better(metric: str, challenger: float, reference: float, margin: float) -> 
     return challenger >= reference * (1 + margin)
 
 
+def _scores(scores: dict[str, float]) -> str:
+    """Baselines' scores as a reader wants them: "linear_ridge 2,123, bare_lightgbm 2,040"."""
+    return ", ".join(f"{name} {value:,.4g}" for name, value in scores.items())
+
+
 def decide_promotion(challenger: dict, champion: dict | None, baselines: dict[str, dict],
                      cfg: PromotionConfig) -> Decision:
     """Apply the promotion rule to scores (``score`` output) of the same evaluation rows."""
@@ -129,9 +134,9 @@ def decide_promotion(challenger: dict, champion: dict | None, baselines: dict[st
         beaten = {name: round(b["overall"][metric], 4) for name, b in baselines.items()}
         losing = {name: v for name, v in beaten.items() if not _better(metric, ch, v, 0.0)}
         if losing:
-            return Decision(False, f"first model does not beat the baselines on {metric}: {ch:.4g} vs {losing}",
-                            {"challenger": ch, "baselines": beaten})
-        return Decision(True, f"first model; beats the baselines on {metric}: {ch:.4g} vs {beaten}",
+            return Decision(False, f"first model does not beat the baselines on {metric}: {ch:,.4g} vs "
+                                   f"{_scores(losing)}", {"challenger": ch, "baselines": beaten})
+        return Decision(True, f"first model; beats the baselines on {metric}: {ch:,.4g} vs {_scores(beaten)}",
                         {"challenger": ch, "baselines": beaten})
     cp = champion["overall"][metric]
     details = {"metric": metric, "challenger": ch, "champion": cp, "margin": cfg.min_relative_improvement}

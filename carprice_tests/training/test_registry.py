@@ -66,6 +66,7 @@ def test_first_model_is_promoted_when_it_beats_the_baselines(tmp_path, features)
     version = train_and_register(wh, tmp_path, features)
     result = judge_challenger(wh, features, CFG)
     assert result.promoted and result.reason.startswith("first model; beats the baselines")
+    assert "{" not in result.reason and "linear_ridge " in result.reason  # read as text, not a Python dict
     # The request that asked for a model is answered by the judged one.
     assert result.requests_answered == 1
     assert wh.query("SELECT served_by FROM retraining_requests")["served_by"].tolist() == [version]
