@@ -215,9 +215,11 @@ def parse_listing_page(html: str | bytes, url: str, source: str, scraped_at: str
 def canonical_url(html: str | bytes, url: str) -> str:
     """The URL a page names as its own (``<link rel="canonical">``), else the URL it was fetched from.
 
-    Sites reach one listing under several addresses (tracking parameters, mirrors, the port of one server behind
-    a load balancer); the canonical one keeps a listing's link the same from crawl to crawl. A canonical URL on
-    another host (a syndicated copy's original), or not http(s), is not taken: the listing stays where it was found.
+    Sites reach one listing under several addresses (tracking parameters, the port of one server behind a load
+    balancer); the canonical one keeps a listing's link the same from crawl to crawl. Only a canonical URL for the
+    same page is taken: same host and same path (it may change scheme, port, query). One on another host (a
+    syndicated copy's original) or another path (a site template that names its home page on every car: the
+    listings would collapse into one) is not: the listing stays where it was found.
     """
     try:
         sel = Selector(text=html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
@@ -227,7 +229,7 @@ def canonical_url(html: str | bytes, url: str) -> str:
     if not href:
         return url
     target, found = urlsplit(urljoin(url, href.strip())), urlsplit(url)
-    if target.scheme not in ("http", "https") or target.hostname != found.hostname:
+    if target.scheme not in ("http", "https") or target.hostname != found.hostname or target.path != found.path:
         return url
     return target.geturl()
 

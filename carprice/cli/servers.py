@@ -50,6 +50,7 @@ def start_marketplace(settings: Settings, port: int = MARKET_PORT) -> subprocess
     if market.poll() is not None:
         print(f"carprice: warning: the embedded marketplace could not start on port {port} (in use?); links to its "
               "listings will not open", file=sys.stderr)
+        return None
     return market
 
 

@@ -103,7 +103,11 @@ class ScraperResource(dg.ConfigurableResource):
                 start_url = stack.enter_context(self.marketplace.running(market))
             result = crawl_source(source, layout.landing_dir, start_url=start_url, timeout_s=self.timeout_s)
         if market is not None and result.batch.manifest.get("counts", {}).get("listings"):
-            record_market(layout.marketplace_path, market)  # so `carprice ui` can serve its links again
+            try:
+                record_market(layout.marketplace_path, market)  # so `carprice ui` can serve its links again
+            except OSError as exc:  # only a note: the landed batch stands
+                dg.get_dagster_logger().warning("could not note the market crawled in %s: %s",
+                                                layout.marketplace_path, exc)
         return result
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -126,9 +127,11 @@ def record_market(path: Path, market: dict) -> None:
     if previous is not None and previous["day"] > market["day"]:
         return
     text = json.dumps({**market, "faults": sorted(market["faults"]), "shifts": format_shifts(market["shifts"])})
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    # A temporary file of its own: two crawls may finish at once (the newest day still wins the next time).
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as tmp:
+        tmp.write(text)
+    Path(tmp.name).replace(path)
 
 
 def recorded_market(path: Path) -> dict | None:

@@ -166,7 +166,8 @@ def feature_columns(clean: Mapping[str, Any], listed_at: np.ndarray, when: np.nd
     out["model_year"] = model_year
     registered = _days(clean["first_registration"])
     # Without a registration date, a car counts as registered on July 1st of its model year.
-    missing = np.isnat(registered) & ~np.isnan(model_year)
+    # (only years a nanosecond timestamp holds: any other is as unknown as the old text parsing made it)
+    missing = np.isnat(registered) & (model_year >= 1678) & (model_year <= 2261)
     if missing.any():
         years = (model_year[missing].astype("int64") - 1970).astype("datetime64[Y]")
         registered[missing] = (years.astype("datetime64[M]") + np.timedelta64(6, "M")).astype("datetime64[ns]")

@@ -97,17 +97,21 @@ def _with_canonical(name: str, href: str) -> bytes:
     return page(name).replace(b"</head>", f'<link rel="canonical" href="{href}"></head>'.encode(), 1)
 
 
-@pytest.mark.parametrize(("href", "expected"), [
-    # The same host on its public port, relative, or with its tracking parameters dropped: taken.
-    ("http://127.0.0.1:8765/cars/14469-volkswagen-id3-2023", "http://127.0.0.1:8765/cars/14469-volkswagen-id3-2023"),
-    ("/cars/14469", f"{AUTOMARKT}/cars/14469"),
-    # Another host (a syndicated copy naming its original), another scheme, or nothing: the fetched URL stays.
-    ("https://elsewhere.example/cars/1", JSONLD_URL),
-    ("javascript:alert(1)", JSONLD_URL),
-    ("", JSONLD_URL),
+@pytest.mark.parametrize(("fetched", "href", "expected"), [
+    # The same page on the site's public port, or without the tracking parameters it was reached with: taken.
+    (JSONLD_URL, "http://127.0.0.1:8765/cars/14469-volkswagen-id3-2023",
+     "http://127.0.0.1:8765/cars/14469-volkswagen-id3-2023"),
+    (JSONLD_URL + "?utm_source=feed", "/cars/14469-volkswagen-id3-2023", JSONLD_URL),
+    # Another host (a syndicated copy naming its original), another page (a template naming the home page on every
+    # car: listings would collapse into one), another scheme, or nothing: the fetched URL stays.
+    (JSONLD_URL, "https://elsewhere.example/cars/1", JSONLD_URL),
+    (JSONLD_URL, "/", JSONLD_URL),
+    (JSONLD_URL, "/cars/14470-another-car", JSONLD_URL),
+    (JSONLD_URL, "javascript:alert(1)", JSONLD_URL),
+    (JSONLD_URL, "", JSONLD_URL),
 ])
-def test_a_listing_keeps_the_canonical_url_its_page_names_on_its_own_host(href, expected):
-    item = parse_listing_page(_with_canonical("automarkt_detail_jsonld.html", href), JSONLD_URL, SOURCE, SCRAPED_AT)
+def test_a_listing_keeps_the_canonical_url_of_its_own_page(fetched, href, expected):
+    item = parse_listing_page(_with_canonical("automarkt_detail_jsonld.html", href), fetched, SOURCE, SCRAPED_AT)
     assert isinstance(item, CarListing) and item.url == expected
 
 

@@ -151,3 +151,10 @@ def test_a_champion_split_at_random_learned_only_from_the_cars_it_kept_and_had_s
     # c was held out and d arrived after training: the champion learned from a and b only.
     assert store.training_listings(wh, model)["listings"].tolist() == [2]
     assert store.training_ranges(wh, model)["model_year"] == (2015.0, 2016.0)
+
+
+@pytest.mark.parametrize("year", [1500, 3000])
+def test_a_model_year_no_timestamp_holds_gives_no_age_rather_than_a_wrapped_one(year):
+    described = request_features({"make": ["Kia"], "model": ["Ceed"], "model_year": [year]},
+                                 pd.Timestamp("2026-06-01", tz="UTC"))
+    assert np.isnan(described["age_years"][0])
