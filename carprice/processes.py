@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 # prctl(PR_SET_PDEATHSIG, sig): the kernel sends sig to the calling process when the thread that started it exits,
 # so a child is started and stopped by the same thread.
@@ -27,14 +28,21 @@ STOP_GRACE_S = 10.0
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
+    """Whether a process with this id runs on this machine. A zombie does not: it has exited and only waits for its
+    parent (or, orphaned, for init, which may take its time on a loaded machine) to collect its exit status."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # someone else's process: alive
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self/stat").exists()  # gone since, unless there is no /proc to look in
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _die_with(parent: int) -> Callable[[], None]:

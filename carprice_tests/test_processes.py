@@ -85,3 +85,17 @@ def _ignored_signals(pid: int) -> set[int]:
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
     return {sig for sig in range(1, 65) if mask & (1 << (sig - 1))}
+
+
+def test_a_zombie_is_not_alive():
+    """A landing folder's writer that has exited is gone, even while nobody has collected its exit status yet."""
+    from carprice.processes import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().split(")")[1].split()[0] != "Z":  # exited, not yet waited for
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not pid_alive(child.pid)
+    child.wait()
+    assert not pid_alive(child.pid) and pid_alive(os.getpid())
