@@ -16,7 +16,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from carprice.config import SOURCES
+from carprice.config import EMBEDDED_SOURCE
 from carprice.market.server import running_marketplace
 from carprice.scraping.crawl import crawl_source
 
@@ -37,7 +37,7 @@ def carprice_pages_per_s(listings: int) -> tuple[float, int]:
     """Pages/s of the listings spider crawling the simulated marketplace, full pipeline included."""
     with tempfile.TemporaryDirectory() as landing:
         with running_marketplace(seed=7, day=0, listings=listings) as base:
-            result = crawl_source(SOURCES["automarkt"], Path(landing), start_url=f"{base}/cars?page=1",
+            result = crawl_source(EMBEDDED_SOURCE, Path(landing), start_url=f"{base}/cars?page=1",
                                   timeout_s=1800)
         manifest = result.batch.manifest
         seconds = (datetime.fromisoformat(manifest["finished_at"])

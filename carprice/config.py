@@ -45,34 +45,61 @@ MARKET_PORT = 8765
 MARKET_URL = f"http://127.0.0.1:{MARKET_PORT}"
 
 
+# How carprice introduces itself to the sites it crawls, with a way to reach its operator.
+DEFAULT_USER_AGENT = "carprice-bot/1.0 (+https://github.com/carprice/carprice)"
+# The name of a crawl schedule: one per source that has a cron schedule (see carprice.sources).
+CRAWL_SCHEDULE_PREFIX = "crawl_"
+
+
 @dataclass(frozen=True)
 class SourceConfig:
-    """A site the spiders crawl, and how politely."""
+    """A site the spiders crawl, how politely, when, and what its pages leave unsaid.
+
+    One table of the installation's sources.toml each (carprice.sources reads and checks the file).
+    """
 
     name: str
-    start_url: str
-    link_css: str = "a.listing-link"
-    next_css: str | None = None
-    scrapy_settings: Mapping[str, str | int | float] = field(default_factory=dict)
+    start_urls: tuple[str, ...] = ()      # result pages to walk (rel=next, ItemList data or link_css/next_css)
+    sitemap_urls: tuple[str, ...] = ()    # sitemap.xml files (or robots.txt naming them) listing the listing pages
+    link_css: str = "a.listing-link"      # listing links on a result page without ItemList data
+    next_css: str | None = None           # the next results page when the site has no rel=next
+    allowed_domains: tuple[str, ...] = ()  # empty: the hosts of the start and sitemap URLs
+    concurrency: int = 4                  # requests in flight to the site at once
+    delay_s: float = 0.5                  # seconds between requests (AutoThrottle adapts it to the site's answers)
+    autothrottle: bool = True
+    obey_robots: bool = True
+    user_agent: str = DEFAULT_USER_AGENT
+    schedule: str | None = None           # cron, UTC; None: crawled on demand only
+    currency: str | None = None           # what a price the page gives no currency for is in
+    distance_unit: str = "km"             # what an odometer the page gives no unit for is in: "km" or "mi"
+    enabled: bool = True                  # a disabled source keeps its batches but is not crawled
+    scrapy_settings: Mapping[str, str | int | float | bool] = field(default_factory=dict)  # any other Scrapy setting
     # The reviewed reference profile shipped with the project (carprice/validation/references/), so the
     # source's first batch is judged like any later one instead of being held for onboarding.
     reviewed_reference: str | None = None
 
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded marketplace, whose address is only known once it runs."""
+        return EMBEDDED_MARKETPLACE in self.start_urls
 
-# Loopback answers in milliseconds, so the embedded site may be crawled hard; AutoThrottle
-# still backs off if it slows down.
-_LOOPBACK_CRAWL = {
-    "CONCURRENT_REQUESTS": 32,
-    "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
-    "DOWNLOAD_DELAY": 0,
-    "AUTOTHROTTLE_START_DELAY": 0,
-    "AUTOTHROTTLE_TARGET_CONCURRENCY": 32,
-}
+    @property
+    def schedule_name(self) -> str:
+        return f"{CRAWL_SCHEDULE_PREFIX}{self.name}"
 
-SOURCES: dict[str, SourceConfig] = {
-    "automarkt": SourceConfig(name="automarkt", start_url=EMBEDDED_MARKETPLACE, scrapy_settings=_LOOPBACK_CRAWL,
-                              reviewed_reference="automarkt.json"),
-}
+    def crawl_settings(self) -> dict[str, str | int | float | bool]:
+        """The Scrapy settings of a crawl of this source."""
+        return {"CONCURRENT_REQUESTS_PER_DOMAIN": self.concurrency, "CONCURRENT_REQUESTS": max(16, self.concurrency),
+                "DOWNLOAD_DELAY": self.delay_s, "AUTOTHROTTLE_ENABLED": self.autothrottle,
+                "ROBOTSTXT_OBEY": self.obey_robots, "USER_AGENT": self.user_agent, **self.scrapy_settings}
+
+
+# The embedded marketplace: the default entry of every sources.toml. Loopback answers in milliseconds, so it may
+# be crawled hard; AutoThrottle still backs off if it slows down.
+EMBEDDED_SOURCE = SourceConfig(
+    name="automarkt", start_urls=(EMBEDDED_MARKETPLACE,), concurrency=32, delay_s=0.0, schedule="0 6 * * *",
+    scrapy_settings={"AUTOTHROTTLE_START_DELAY": 0, "AUTOTHROTTLE_TARGET_CONCURRENCY": 32},
+    reviewed_reference="automarkt.json")
 
 
 @dataclass(frozen=True)
@@ -210,6 +237,11 @@ class DataLayout:
     def reports_dir(self) -> Path:
         """Evidently monitoring reports (HTML), one folder per batch."""
         return self.root / "reports"
+
+    @property
+    def sources_path(self) -> Path:
+        """The sites this installation crawls (carprice.sources); the embedded marketplace when it is absent."""
+        return self.root / "sources.toml"
 
     @property
     def marketplace_path(self) -> Path:

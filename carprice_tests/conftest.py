@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carprice.config import SOURCES, Settings, SourceConfig
+from carprice.config import EMBEDDED_SOURCE, Settings, SourceConfig
 from carprice.ingest.landing import Batch, read_batch
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import description_of, title_of
@@ -56,7 +56,7 @@ def copy_batch(batch: Batch, landing_dir: Path) -> Batch:
 
 
 def crawl_market(landing_dir: Path, *, seed: int, day: int, listings: int, faults: frozenset[str] = frozenset(),
-                 source: SourceConfig = SOURCES["automarkt"], max_pages: int | None = None) -> CrawlResult:
+                 source: SourceConfig = EMBEDDED_SOURCE, max_pages: int | None = None) -> CrawlResult:
     """A real crawl of the simulated marketplace as it is on ``day``, started for the crawl and stopped after."""
     with running_marketplace(seed, day, listings, faults=faults) as base:
         return crawl_source(source, landing_dir, start_url=f"{base}/cars?page=1", timeout_s=300, max_pages=max_pages)

@@ -178,8 +178,8 @@ class LandingZonePipeline:
             spider.logger.warning("crawl stopped before its end: batch %s discarded", self.writer.batch_id)
             return
         pages = self.crawler.stats.get_value("response_received_count", 0)
-        path = self.writer.finish(start_url=spider.start_url, spider=spider.name, finish_reason=reason,
-                                  counts={"pages": pages})
+        path = self.writer.finish(start_url=(spider.start_urls or spider.sitemap_urls)[0], spider=spider.name,
+                                  finish_reason=reason, counts={"pages": pages})
         spider.logger.info("landed batch %s at %s (%s)", self.writer.batch_id, path, self.writer.counts)
 
 

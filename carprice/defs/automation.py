@@ -1,5 +1,5 @@
-"""Automation: a daily crawl per source, a sensor that processes each batch as it lands, and a sensor that
-retrains when the cadence is reached or a batch's monitoring asks for it.
+"""Automation: a crawl schedule per source (its cron in sources.toml), a sensor that processes each batch as it
+lands, and a sensor that retrains when the cadence is reached or a batch's monitoring asks for it.
 
 Sensors read only the landing zone and Dagster's own event log, never the warehouse: DuckDB lets no
 other process open the file while a run writes it.
@@ -9,11 +9,11 @@ import json
 
 import dagster as dg
 
-from carprice.config import SOURCES, RetrainingConfig
+from carprice.config import RetrainingConfig, SourceConfig
 from carprice.defs.ingest import raw_listings
 from carprice.defs.jobs import batch_job, crawl_job, training_job
 from carprice.defs.monitoring import batch_monitoring, trigger_reasons
-from carprice.defs.partitions import batch_partitions
+from carprice.defs.partitions import add_source_partitions, batch_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.defs.training import challenger_model
 from carprice.ingest.landing import scan_landing
@@ -26,13 +26,23 @@ from carprice.monitoring.retraining import (
 )
 
 
-@dg.schedule(job=crawl_job, cron_schedule="0 6 * * *", default_status=dg.DefaultScheduleStatus.RUNNING)
-def daily_crawl(context: dg.ScheduleEvaluationContext):
-    """Crawl every configured source once a day, as the site is on the tick's date."""
-    day = context.scheduled_execution_time
-    for source in SOURCES:
-        yield dg.RunRequest(run_key=f"{source}-{day:%Y%m%d}", partition_key=source,
-                            run_config={"ops": {"scraped_batch": {"config": {"as_of": f"{day:%Y-%m-%d}"}}}})
+def crawl_schedule(source: SourceConfig) -> dg.ScheduleDefinition:
+    """The schedule that crawls ``source`` on its cron (UTC): the embedded marketplace as it is on the tick's date,
+    a real site as it is."""
+    if not source.schedule:
+        raise ValueError(f"source {source.name} has no schedule: it is crawled on demand")
+
+    @dg.schedule(name=source.schedule_name, job=crawl_job, cron_schedule=source.schedule,
+                 execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description=f"Crawl {source.name} ({source.schedule}, UTC), as sources.toml says.",
+                 tags={"carprice/source": source.name})
+    def _crawl(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        when = context.scheduled_execution_time
+        add_source_partitions(context.instance, [source.name])  # a source added since the installation started
+        return dg.RunRequest(run_key=f"{source.name}-{when:%Y%m%dT%H%M}", partition_key=source.name,
+                             run_config={"ops": {"scraped_batch": {"config": {"as_of": f"{when:%Y-%m-%d}"}}}})
+
+    return _crawl
 
 
 # A batch whose runs ended this often without ingesting it (killed, crashed) is left for a person.

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from carprice.config import EMBEDDED_MARKETPLACE, ENV_VARS, MARKET_URL, SOURCES, DataLayout, Settings, market_day
+from carprice.config import ENV_VARS, MARKET_URL, DataLayout, Settings, market_day
 from carprice.market.faults import faults_on_day, parse_fault_schedule
 from carprice.market.server import record_market, running_marketplace
 from carprice.market.shifts import parse_shifts
 from carprice.monitoring.alerts import Alert, dispatch_alerts, load_hook
 from carprice.scraping.crawl import CrawlResult, crawl_source
+from carprice.sources import SourcesError, load_sources
 from carprice.warehouse import Warehouse
 
 
@@ -92,13 +93,20 @@ class ScraperResource(dg.ConfigurableResource):
 
     def crawl(self, source_name: str, market_day: int | None = None) -> CrawlResult:
         """Crawl one source; the embedded marketplace shows ``market_day`` (the configured day by default)."""
-        if source_name not in SOURCES:
-            raise dg.Failure(f"unknown source {source_name!r}; configured: {sorted(SOURCES)}")
-        source = SOURCES[source_name]
         layout = DataLayout(Path(self.data_dir))
+        try:
+            sources = load_sources(layout.sources_path)
+        except SourcesError as exc:
+            raise dg.Failure(str(exc)) from exc
+        if source_name not in sources:
+            raise dg.Failure(f"unknown source {source_name!r}: {layout.sources_path} configures "
+                             f"{', '.join(sorted(sources))}")
+        source = sources[source_name]
+        if not source.enabled:
+            raise dg.Failure(f"source {source_name} is disabled in {layout.sources_path} (enabled = false)")
         with contextlib.ExitStack() as stack:
-            start_url, market = source.start_url, None
-            if start_url == EMBEDDED_MARKETPLACE:
+            start_url, market = None, None
+            if source.embedded:
                 market = self.marketplace.as_of(market_day)
                 start_url = stack.enter_context(self.marketplace.running(market))
             result = crawl_source(source, layout.landing_dir, start_url=start_url, timeout_s=self.timeout_s)

@@ -42,6 +42,11 @@ def scraped_batch(context: dg.AssetExecutionContext, config: CrawlConfig,
     counts = batch.manifest.get("counts", {})
     pages = counts.get("pages", 0)
     context.log.info("landed %s: %s", batch.batch_id, counts)
+    if not counts.get("listings"):
+        # Landed all the same, rejects and all: the landing sensor takes it to validation, which quarantines it
+        # and raises the alert; this run fails so the crawl's own page shows it.
+        raise dg.Failure(empty_crawl_message(context.partition_key, batch.manifest),
+                         metadata={"batch_id": batch.batch_id, "path": dg.MetadataValue.path(str(batch.path))})
     return dg.MaterializeResult(metadata={
         "batch_id": batch.batch_id,
         "as_of": config.as_of or "configured day",
@@ -53,3 +58,13 @@ def scraped_batch(context: dg.AssetExecutionContext, config: CrawlConfig,
         "reject_reasons": dg.MetadataValue.json(batch.manifest.get("reject_reasons", {})),
         "path": dg.MetadataValue.path(str(batch.path)),
     })
+
+
+def empty_crawl_message(source: str, manifest: dict) -> str:
+    """Why a crawl that landed no listing is worth a person's look: pages fetched and the rejects' reasons."""
+    counts = manifest.get("counts", {})
+    reasons = manifest.get("reject_reasons", {})
+    why = "; ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5])
+    return (f"the crawl of {source} landed no listing ({counts.get('pages', 0)} pages fetched, "
+            f"{counts.get('rejects', 0)} rejects{': ' + why if why else ''}); finish reason "
+            f"{manifest.get('finish_reason')!r}. `carprice sources check {source}` shows what the spider reads.")

@@ -1,20 +1,20 @@
-"""The simulated clock: market days run one after the other through the definitions' schedule and sensors.
+"""The simulated clock: market days run one after the other through the definitions' schedules and sensors.
 
-Each simulated day ticks the daily crawl schedule at its cron time on that day's date, then the landing and
-retraining sensors, and reports what happened. ``carprice run`` is one simulated day; ``carprice run --days N``
-is N. The market only moves forward: days before the warehouse's newest listing are refused. A batch landed
-by hand (a file import, a re-admission) is processed as part of the configured market day.
+Each simulated day ticks each source's crawl schedule at its first cron time on that day's date (a source whose
+schedule does not fire that day is not crawled), then the landing and retraining sensors, and reports what
+happened. ``carprice run`` is one simulated day; ``carprice run --days N`` is N. The market only moves forward:
+days before the warehouse's newest listing are refused. A batch landed by hand (a file import, a re-admission)
+is processed as part of the configured market day.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from datetime import time as clock_time
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from carprice.config import Settings, market_date, market_day
+from carprice.config import CRAWL_SCHEDULE_PREFIX, Settings, market_date, market_day
 from carprice.ingest.store import newest_listing_date
 from carprice.runs.launcher import (
     Automation,
@@ -27,28 +27,38 @@ from carprice.runs.launcher import (
 from carprice.runs.reports import DayReport, finish_report, report_batch, report_training
 
 
-def crawl_time(cron: str) -> clock_time:
-    """The time of day of a daily cron schedule ("M H * * *")."""
-    minute, hour, *rest = cron.split()
-    if rest != ["*", "*", "*"] or not (minute.isdigit() and hour.isdigit()):
-        raise ValueError(f"not a once-a-day cron schedule: {cron!r}")
-    return clock_time(int(hour), int(minute), tzinfo=UTC)
+def first_tick(cron: str, day: date) -> datetime | None:
+    """The first time on ``day`` (UTC) a cron schedule fires, or None when it does not fire that day."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    when = next(cron_string_iterator(midnight.timestamp() - 1, cron, "UTC"))
+    return when if when < midnight + timedelta(days=1) else None
 
 
 def simulate_day(automation: Automation, day: int) -> DayReport:
-    """One simulated market day: the crawl schedule's tick, then the landing and retraining sensors."""
+    """One simulated market day: the crawl schedules' ticks, then the landing and retraining sensors.
+
+    A crawl that fails (a site down, a crawl that landed nothing) is reported and the day goes on: the other
+    sources' batches, and the empty batch itself, which validation quarantines, are still processed."""
     started = time.perf_counter()
-    date = market_date(day)
-    report = DayReport(day=day, date=date.isoformat(), settings=automation.settings)
-    when = datetime.combine(date, crawl_time(automation.defs.resolve_schedule_def("daily_crawl").cron_schedule))
-    runs = automation.tick_schedule("daily_crawl", when)
-    for run in runs:
-        report.run_ids.append(run.result.run_id)
-        if not run.result.success:
-            raise PipelineError(f"the crawl run {run.result.run_id} failed: {first_failure(run.result)}")
-        crawl = materialization_metadata(run.result, "scraped_batch")
-        report.scraped, report.crawl_rejects = crawl["listings"], crawl["rejects"]
-        report.pages, report.pages_per_second = crawl["pages"], crawl["pages_per_second"]
+    report = DayReport(day=day, date=market_date(day).isoformat(), settings=automation.settings)
+    ticks = sorted((when, schedule.name) for schedule in automation.defs.schedules
+                   if schedule.name.startswith(CRAWL_SCHEDULE_PREFIX)
+                   and (when := first_tick(schedule.cron_schedule, market_date(day))) is not None)
+    for when, name in ticks:
+        for run in automation.tick_schedule(name, when):
+            report.run_ids.append(run.result.run_id)
+            if not run.result.success:
+                error = f"the crawl run {run.result.run_id} failed: {first_failure(run.result)}"
+                automation.progress(f"    ERROR: {error}")
+                report.errors.append(error)
+                continue
+            crawl = materialization_metadata(run.result, "scraped_batch")
+            report.scraped += crawl["listings"]
+            report.crawl_rejects += crawl["rejects"]
+            report.pages += crawl["pages"]
+            report.pages_per_second = crawl["pages_per_second"]
     return _batches_then_training(automation, report, automation.tick_sensor("landing_sensor"), started)
 
 

@@ -33,8 +33,10 @@ from dagster._core.storage.tags import TICK_ID_TAG
 from dagster._utils.error import serializable_error_info_from_exc_info
 
 from carprice.config import POOL_WAIT_S, PROJECT_DIR, Settings
+from carprice.defs.partitions import add_source_partitions
 from carprice.ingest.landing import remove_stale_tmp
 from carprice.runs.instance import prepare_dagster_home, process_tags, reap_dead_runs, wait_for_pool
+from carprice.sources import load_sources
 
 # The instance keeps every event; the terminal only needs INFO and above.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -109,6 +111,7 @@ class Automation:
         for folder in remove_stale_tmp(settings.landing_dir):
             progress(f"    removed {folder}: the unfinished batch of a crawl that is gone")
         self.defs = build_definitions(settings)
+        add_source_partitions(self.instance, load_sources(settings.layout.sources_path))
         self.repository = self.defs.get_repository_def()
         # The repository as the workspace knows it: runs created with its job origins belong to the code location.
         self.origin = RemoteRepositoryOrigin(code_location_origin(), self.repository.name)
@@ -121,8 +124,10 @@ class Automation:
     def tick_schedule(self, name: str, when: datetime) -> list[LaunchedRun]:
         """Evaluate schedule ``name`` as of ``when`` and execute the runs it requests."""
         schedule = self.defs.resolve_schedule_def(name)
-        requests = schedule(dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when,
-                                                      repository_def=self.repository))
+        with dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when,
+                                       repository_def=self.repository) as context:
+            requests = schedule(context)
+        requests = requests if isinstance(requests, list) else [requests] if requests else []
         requests = [request for request in requests or [] if isinstance(request, dg.RunRequest)]
         # As the scheduler daemon does: the tick is the scheduled time's, and names the runs it started.
         tick = self._start_tick(name, InstigatorType.SCHEDULE, when.timestamp())

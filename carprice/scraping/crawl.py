@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,33 +28,37 @@ class CrawlResult:
     log_tail: str
 
 
-def crawl_command(source: SourceConfig, start_url: str, landing_dir: Path, batch_id: str,
+def crawl_command(source: SourceConfig, start_urls: tuple[str, ...], landing_dir: Path, batch_id: str,
                   max_pages: int | None = None) -> list[str]:
-    """The ``scrapy crawl`` command line for one source."""
+    """The ``scrapy crawl`` command line for one source (lists go to the spider as JSON)."""
+    spider_args = {"source": source.name, "start_urls": json.dumps(list(start_urls)),
+                   "sitemap_urls": json.dumps(list(source.sitemap_urls)), "link_css": source.link_css,
+                   "next_css": source.next_css, "allowed_domains": json.dumps(list(source.allowed_domains)),
+                   "default_currency": source.currency, "distance_unit": source.distance_unit,
+                   "max_pages": max_pages}
     cmd = [sys.executable, "-m", "scrapy", "crawl", "listings",
-           "-a", f"start_url={start_url}", "-a", f"source={source.name}", "-a", f"link_css={source.link_css}",
            "-s", f"LANDING_DIR={landing_dir}", "-s", f"BATCH_ID={batch_id}"]
-    if source.next_css:
-        cmd += ["-a", f"next_css={source.next_css}"]
-    if max_pages:
-        cmd += ["-a", f"max_pages={max_pages}"]
-    for key, value in source.scrapy_settings.items():
+    for key, value in spider_args.items():
+        if value:
+            cmd += ["-a", f"{key}={value}"]
+    for key, value in source.crawl_settings().items():
         cmd += ["-s", f"{key}={value}"]
     return cmd
 
 
 def crawl_source(source: SourceConfig, landing_dir: Path, *, start_url: str | None = None, timeout_s: float,
                  max_pages: int | None = None) -> CrawlResult:
-    """Crawl ``source`` from ``start_url`` (its configured one by default) and return the landed batch.
+    """Crawl ``source`` from ``start_url`` (its configured start and sitemap URLs by default) and return the
+    landed batch.
 
     A source whose address is only known once it runs (the embedded marketplace) is given ``start_url``
     by the caller that started it.
     """
-    start_url = start_url or source.start_url
-    if start_url == EMBEDDED_MARKETPLACE:
+    start_urls = (start_url,) if start_url else source.start_urls
+    if EMBEDDED_MARKETPLACE in start_urls:
         raise CrawlError(f"source {source.name} is the embedded marketplace: start it and pass its start URL")
     batch_id = make_batch_id(source.name, datetime.now(UTC))
-    cmd = crawl_command(source, start_url, landing_dir, batch_id, max_pages)
+    cmd = crawl_command(source, start_urls, landing_dir, batch_id, max_pages)
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scrapers.settings"}
     started = time.perf_counter()
     try:

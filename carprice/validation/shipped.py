@@ -15,7 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from carprice.config import SOURCES
+from carprice.config import EMBEDDED_SOURCE
 
 REFERENCES_DIR = Path(__file__).parent / "references"
 # Reference id recorded for checks judged against a shipped reference (warehouse references start at 1).
@@ -27,10 +27,10 @@ _MARKET = {"seed": 7, "day": 180, "listings": 3000}
 
 def shipped_reference(source: str) -> tuple[int, dict] | None:
     """The reviewed reference shipped for ``source`` (with its id), or None when the project ships none."""
-    config = SOURCES.get(source)
-    if config is None or config.reviewed_reference is None:
+    if source != EMBEDDED_SOURCE.name or EMBEDDED_SOURCE.reviewed_reference is None:
         return None
-    return SHIPPED_REFERENCE_ID, json.loads((REFERENCES_DIR / config.reviewed_reference).read_text(encoding="utf-8"))
+    text = (REFERENCES_DIR / EMBEDDED_SOURCE.reviewed_reference).read_text(encoding="utf-8")
+    return SHIPPED_REFERENCE_ID, json.loads(text)
 
 
 def build_embedded_reference() -> dict:
@@ -42,7 +42,7 @@ def build_embedded_reference() -> dict:
     from carprice.warehouse import Warehouse
 
     with tempfile.TemporaryDirectory() as tmp, running_marketplace(**_MARKET) as base:
-        batch = crawl_source(SOURCES["automarkt"], Path(tmp) / "landing", start_url=f"{base}/cars?page=1",
+        batch = crawl_source(EMBEDDED_SOURCE, Path(tmp) / "landing", start_url=f"{base}/cars?page=1",
                              timeout_s=600).batch
         wh = Warehouse(Path(tmp) / "warehouse.duckdb")
         ingest_batch(wh, batch)
@@ -52,7 +52,7 @@ def build_embedded_reference() -> dict:
 
 
 def main() -> None:
-    target = REFERENCES_DIR / SOURCES["automarkt"].reviewed_reference
+    target = REFERENCES_DIR / EMBEDDED_SOURCE.reviewed_reference
     target.write_text(json.dumps(build_embedded_reference(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {target}")
 

@@ -45,7 +45,7 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     assert set(runs) == {"crawl_job", "batch_job", "training_job"}
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs.values())
     # Each run was requested by the project's own schedule or sensor, and is tagged like a daemon's run.
-    assert runs["crawl_job"].tags["dagster/schedule_name"] == "daily_crawl"
+    assert runs["crawl_job"].tags["dagster/schedule_name"] == "crawl_automarkt"
     assert runs["batch_job"].tags["dagster/sensor_name"] == "landing_sensor"
     assert runs["training_job"].tags["dagster/sensor_name"] == "retraining_sensor"
     assert runs["training_job"].tags["carprice/trigger"] == "no_champion"

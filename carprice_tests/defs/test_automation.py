@@ -9,15 +9,15 @@ from datetime import datetime
 import dagster as dg
 import pytest
 
-from carprice.config import RetrainingConfig
+from carprice.config import EMBEDDED_SOURCE, RetrainingConfig, SourceConfig
 from carprice.defs.automation import (
     MAX_BATCH_ATTEMPTS,
     batch_run_key,
-    daily_crawl,
+    crawl_schedule,
     landing_sensor,
     retraining_sensor,
 )
-from carprice.defs.partitions import batch_partitions
+from carprice.defs.partitions import batch_partitions, source_partitions
 from carprice.defs.resources import LandingZoneResource
 from carprice.defs.scraping import market_day_of
 from carprice.monitoring.retraining import (
@@ -90,11 +90,20 @@ def test_a_batch_already_ingested_by_hand_is_not_run_again(tmp_path, crawled_bat
     assert not result.run_requests and json.loads(result.cursor) == [batch.batch_id]
 
 
-def test_daily_crawl_asks_for_every_source_as_of_the_tick():
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 26, 6, 0))
-    requests = list(daily_crawl(context))
-    assert [(r.partition_key, r.run_key) for r in requests] == [("automarkt", "automarkt-20261126")]
-    assert requests[0].run_config == {"ops": {"scraped_batch": {"config": {"as_of": "2026-11-26"}}}}
+def test_a_source_schedule_crawls_its_partition_as_of_the_tick_and_adds_the_partition(tmp_path):
+    schedule = crawl_schedule(EMBEDDED_SOURCE)
+    assert (schedule.name, schedule.cron_schedule, schedule.execution_timezone) == ("crawl_automarkt", "0 6 * * *",
+                                                                                   "UTC")
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        with dg.build_schedule_context(instance=instance,
+                                       scheduled_execution_time=datetime(2026, 11, 26, 6, 0)) as context:
+            request = schedule(context)
+        requests = request if isinstance(request, list) else [request]
+        assert [(r.partition_key, r.run_key) for r in requests] == [("automarkt", "automarkt-20261126T0600")]
+        assert requests[0].run_config == {"ops": {"scraped_batch": {"config": {"as_of": "2026-11-26"}}}}
+        assert instance.get_dynamic_partitions(source_partitions.name) == ["automarkt"]
+    with pytest.raises(ValueError, match="crawled on demand"):
+        crawl_schedule(SourceConfig(name="manual", start_urls=("https://cars.example/",)))
     assert market_day_of("2026-11-26") == 329 and market_day_of("") is None
     with pytest.raises(dg.Failure, match="as_of must be an ISO date"):
         market_day_of("26/11/2026")

@@ -44,7 +44,7 @@ def test_definitions_load_with_every_asset_described(settings):
     assert jobs >= {"crawl_job", "batch_job", "training_job", "refresh_job", "valuation_job", "readmit_job"}
     sensors = [defs.resolve_sensor_def(name) for name in ("landing_sensor", "retraining_sensor")]
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors)
-    assert defs.resolve_schedule_def("daily_crawl").default_status == dg.DefaultScheduleStatus.RUNNING
+    assert defs.resolve_schedule_def("crawl_automarkt").default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def _ingest(settings, batch, instance):

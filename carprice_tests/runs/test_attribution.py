@@ -27,7 +27,7 @@ query ($repo: String!, $location: String!, $runIds: [String!]) {
   batch: pipelineOrError(params: {repositoryLocationName: $location, repositoryName: $repo, pipelineName: "batch_job"})
     { ... on Pipeline { runs { runId } } }
   scheduleOrError(scheduleSelector: {repositoryLocationName: $location, repositoryName: $repo,
-                                     scheduleName: "daily_crawl"}) {
+                                     scheduleName: "crawl_automarkt"}) {
     ... on Schedule { scheduleState { ticks(limit: 5) { status runIds timestamp } runs { runId } } }
   }
   landing: sensorOrError(sensorSelector: {repositoryLocationName: $location, repositoryName: $repo,
@@ -52,7 +52,7 @@ def test_runs_of_carprice_run_are_listed_under_their_job_schedule_and_sensors(se
     automation = Automation(settings, progress=lambda _: None)
     assert automation.tick_sensor("retraining_sensor") == []
     when = datetime.combine(market_date(settings.market_day), time(6, tzinfo=UTC))
-    (crawl,) = automation.tick_schedule("daily_crawl", when)
+    (crawl,) = automation.tick_schedule("crawl_automarkt", when)
     (batch,) = automation.tick_sensor("landing_sensor")
     assert crawl.result.success and batch.result.success
 
@@ -64,7 +64,7 @@ def test_runs_of_carprice_run_are_listed_under_their_job_schedule_and_sensors(se
                                        origin.job_name) == ("carprice", "__repository__", job)
         # Stored with the run's hidden ".dagster/repository" label too, which the job page filters by (below).
         assert run.tags["dagster/code_location"] == "carprice" and run.tags["dagster/tick"]
-    assert instance.get_run_by_id(crawl.result.run_id).tags["dagster/schedule_name"] == "daily_crawl"
+    assert instance.get_run_by_id(crawl.result.run_id).tags["dagster/schedule_name"] == "crawl_automarkt"
 
     # What the UI asks, answered by Dagster's GraphQL over the same instance and the project's code location.
     location = InProcessCodeLocationOrigin(LoadableTargetOrigin(

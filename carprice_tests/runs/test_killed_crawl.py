@@ -51,7 +51,7 @@ def crawling(proc: subprocess.Popen, data: Path) -> dict[int, str]:
 
 def marketplace_port(tree: dict[int, str]) -> int:
     [crawl] = [cmd for cmd in tree.values() if "scrapy crawl" in cmd]
-    return int(re.search(r"start_url=http://127\.0\.0\.1:(\d+)/", crawl).group(1))
+    return int(re.search(r'start_urls=\["http://127\.0\.0\.1:(\d+)/' , crawl).group(1))
 
 
 def listening(port: int) -> bool:
@@ -86,8 +86,9 @@ def test_a_run_stopped_during_its_crawl_leaves_no_process_and_no_batch_behind(tm
         # The schedule's tick is recorded as failed, not left started for the daemon to take up.
         instance = dg.DagsterInstance.from_config(str(data / "dagster"))
         origin = RemoteRepositoryOrigin(code_location_origin(), "__repository__")
-        selector = InstigatorSelector(location_name="carprice", repository_name="__repository__", name="daily_crawl")
-        [tick] = instance.get_ticks(origin.get_instigator_origin("daily_crawl").get_id(), selector.get_id())
+        selector = InstigatorSelector(location_name="carprice", repository_name="__repository__",
+                                      name="crawl_automarkt")
+        [tick] = instance.get_ticks(origin.get_instigator_origin("crawl_automarkt").get_id(), selector.get_id())
         assert tick.status == TickStatus.FAILURE
 
 

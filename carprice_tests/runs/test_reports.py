@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, time
-
-import pytest
+from datetime import UTC, date, datetime
 
 from carprice.config import DEFAULT_DATA_DIR, Settings
-from carprice.runs.clock import crawl_time
+from carprice.runs.clock import first_tick
 from carprice.runs.reports import DayReport, look_commands
 
 
@@ -41,10 +39,12 @@ def test_the_days_summary_names_the_data_folder_in_both_hints(tmp_path):
     assert f"open the UI      .venv/bin/carprice ui --data-dir '{tmp_path / 'my data'}'   (then" in text
 
 
-def test_crawl_time_reads_a_daily_cron():
-    assert crawl_time("0 6 * * *") == time(6, 0, tzinfo=UTC)
-    with pytest.raises(ValueError, match="not a once-a-day cron schedule"):
-        crawl_time("*/5 * * * *")
+def test_a_day_ticks_a_schedule_at_its_first_time_that_day_or_not_at_all():
+    monday = date(2026, 11, 23)
+    assert first_tick("0 6 * * *", monday) == datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    assert first_tick("*/30 * * * *", monday) == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    assert first_tick("15 3 * * 1", monday) == datetime(2026, 11, 23, 3, 15, tzinfo=UTC)
+    assert first_tick("15 3 * * 1", date(2026, 11, 24)) is None
 
 
 def test_a_failed_run_is_named_in_the_summary_and_the_day_line(tmp_path):

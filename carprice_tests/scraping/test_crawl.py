@@ -57,7 +57,7 @@ def test_batch_appears_atomically(crawled_batch):
 
 def test_robots_txt_is_obeyed(tmp_path):
     with running_marketplace(seed=1, day=0, listings=100) as url:
-        source = SourceConfig(name="robots", start_url=f"{url}/contact/1", scrapy_settings={"DOWNLOAD_DELAY": 0})
+        source = SourceConfig(name="robots", start_urls=(f"{url}/contact/1",), scrapy_settings={"DOWNLOAD_DELAY": 0})
         result = crawl_source(source, tmp_path, timeout_s=120)
     rejects = _lines(result.batch.rejects_file)
     assert result.batch.manifest["counts"]["listings"] == 0
@@ -65,7 +65,7 @@ def test_robots_txt_is_obeyed(tmp_path):
 
 
 def test_unreachable_site_gives_a_batch_with_the_reason(tmp_path):
-    source = SourceConfig(name="down", start_url="http://127.0.0.1:9/cars",
+    source = SourceConfig(name="down", start_urls=("http://127.0.0.1:9/cars",),
                           scrapy_settings={"RETRY_TIMES": 1, "DOWNLOAD_TIMEOUT": 5, "ROBOTSTXT_OBEY": False})
     result = crawl_source(source, tmp_path, timeout_s=120)
     rejects = _lines(result.batch.rejects_file)
@@ -74,7 +74,7 @@ def test_unreachable_site_gives_a_batch_with_the_reason(tmp_path):
 
 
 def test_max_pages_limits_pagination(tmp_path):
-    source = SourceConfig(name="limited", start_url="embedded", scrapy_settings={"DOWNLOAD_DELAY": 0,
+    source = SourceConfig(name="limited", start_urls=("embedded",), scrapy_settings={"DOWNLOAD_DELAY": 0,
                                                                                   "AUTOTHROTTLE_START_DELAY": 0})
     result = crawl_market(tmp_path, seed=2, day=0, listings=300, source=source, max_pages=2)
     counts = result.batch.manifest["counts"]
@@ -127,7 +127,7 @@ def test_spider_retries_follows_selectors_and_stays_on_site(tmp_path):
     threading.Thread(target=site.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{site.server_address[1]}/list"
-        source = SourceConfig(name="other", start_url=url,
+        source = SourceConfig(name="other", start_urls=(url,),
                               scrapy_settings={"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_START_DELAY": 0})
         result = crawl_source(source, tmp_path, timeout_s=120)
     finally:

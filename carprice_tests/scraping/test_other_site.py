@@ -27,9 +27,9 @@ LOOPBACK = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "DO
 def crawl_day(landing_dir, day: int):
     """A real crawl of the other site as it is on ``day``."""
     with running_othersite(SEED, day, LISTINGS) as base:
-        source = SourceConfig(name="usedcars_us", start_url=f"{base}/search?offset=0", link_css="a.result-title",
+        source = SourceConfig(name="usedcars_us", start_urls=(f"{base}/search?offset=0",), link_css="a.result-title",
                               next_css="a.more", scrapy_settings=LOOPBACK)
-        return crawl_source(source, landing_dir, start_url=source.start_url, timeout_s=300).batch
+        return crawl_source(source, landing_dir, timeout_s=300).batch
 
 
 def lines(path) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -18,29 +19,42 @@ from scrapers.parsing import listing_links, next_page_link, parse_listing_page
 class ListingsSpider(scrapy.Spider):
     """Walk a site's result pages (rel=next or a selector) and read every listing page's Car/Offer data.
 
-    Arguments (``-a name=value``): ``start_url`` (required), ``source`` (batch name, default: the host),
-    ``link_css`` and ``next_css`` (selectors for sites without ItemList data or rel=next),
-    ``max_pages`` (stop following pagination after this many result pages).
+    Arguments (``-a name=value``; lists as JSON): ``start_urls`` (or one ``start_url``), ``sitemap_urls``,
+    ``source`` (batch name, default: the first host), ``link_css`` and ``next_css`` (selectors for sites without
+    ItemList data or rel=next), ``allowed_domains`` (default: the hosts of the start and sitemap URLs),
+    ``default_currency`` and ``distance_unit`` (what a page that names none means), ``max_pages`` (stop following
+    pagination after this many result pages).
     """
 
     name = "listings"
 
-    def __init__(self, start_url: str, source: str | None = None, link_css: str = "a.listing-link",
-                 next_css: str | None = None, max_pages: str | int | None = None, **kwargs):
+    def __init__(self, start_urls: str | list[str] = "[]", start_url: str | None = None, sitemap_urls: str = "[]",
+                 source: str | None = None, link_css: str = "a.listing-link", next_css: str | None = None,
+                 allowed_domains: str = "[]", default_currency: str | None = None, distance_unit: str = "km",
+                 max_pages: str | int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.start_url = start_url
-        host = urlsplit(start_url).hostname
-        if not host:
-            raise ValueError(f"start_url needs a host: {start_url!r}")
-        self.allowed_domains = [host]
-        self.source = safe_name("source", source or re.sub(r"[^A-Za-z0-9_-]", "_", host))
+        self.start_urls = _url_list("start_urls", start_urls) + ([start_url] if start_url else [])
+        self.sitemap_urls = _url_list("sitemap_urls", sitemap_urls)
+        if not self.start_urls and not self.sitemap_urls:
+            raise ValueError("give start_urls or sitemap_urls")
+        hosts = []
+        for url in self.start_urls + self.sitemap_urls:
+            host = urlsplit(url).hostname
+            if not host:
+                raise ValueError(f"a start or sitemap URL needs a host: {url!r}")
+            hosts.append(host)
+        self.allowed_domains = _url_list("allowed_domains", allowed_domains) or list(dict.fromkeys(hosts))
+        self.source = safe_name("source", source or re.sub(r"[^A-Za-z0-9_-]", "_", hosts[0]))
         self.link_css = link_css
         self.next_css = next_css
+        self.default_currency = default_currency or None
+        self.distance_unit = distance_unit
         self.max_pages = int(max_pages) if max_pages else None
         self.result_pages = 0
 
     async def start(self):
-        yield scrapy.Request(self.start_url, callback=self.parse, errback=self.failed)
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.failed)
 
     def parse(self, response):
         """A results page: follow every listing on it, then the next page."""
@@ -57,7 +71,7 @@ class ListingsSpider(scrapy.Spider):
         Scrapy's OffsiteMiddleware would drop that request with one debug line, so a site whose pagination moves
         host would give a short batch that looks finished; the reject shows in the manifest's reasons instead.
         """
-        if on_site(url, self.allowed_domains[0]):
+        if any(on_site(url, host) for host in self.allowed_domains):
             return scrapy.Request(url, callback=callback, errback=self.failed)
         return Reject(url=response.url, source=self.source, scraped_at=_now(), reason="off-site link",
                       detail=f"{kind} link to {url}"[:2000])
@@ -77,6 +91,21 @@ class ListingsSpider(scrapy.Spider):
         else:
             reason, detail = "download failed", f"{type(failure.value).__name__}: {failure.value}"
         yield Reject(url=request.url, source=self.source, scraped_at=_now(), reason=reason, detail=detail[:500])
+
+
+def _url_list(name: str, value: str | list[str]) -> list[str]:
+    """A spider argument holding a list: JSON text from the command line, or a list when built in Python."""
+    if isinstance(value, list):
+        return value
+    try:
+        parsed = json.loads(value) if value else []
+    except json.JSONDecodeError:
+        parsed = [value]  # one plain URL
+    if isinstance(parsed, str):
+        parsed = [parsed]
+    if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
+        raise ValueError(f"{name} must be a JSON list of strings, got {value!r}")
+    return parsed
 
 
 def on_site(url: str, host: str) -> bool:
