@@ -7,6 +7,7 @@ file an installation crawls the embedded marketplace, the file's default entry.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -68,7 +69,7 @@ def parse_sources(text: str, path: Path | str = "sources.toml") -> dict[str, Sou
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SourcesError(f"{path}: not valid TOML: {exc}") from exc
-    where = _Locator(text, path)
+    where = Locator(text, path)
     unknown = sorted(set(data) - {"sources"})
     if unknown:
         raise SourcesError(f"{where.key(None, unknown[0])}: unknown top-level key {unknown[0]!r}; "
@@ -84,9 +85,9 @@ def parse_sources(text: str, path: Path | str = "sources.toml") -> dict[str, Sou
     return sources
 
 
-def source_from_table(name: str, table: Mapping, where: _Locator | None = None) -> SourceConfig:
+def source_from_table(name: str, table: Mapping, where: Locator | None = None) -> SourceConfig:
     """The SourceConfig of one ``[sources.NAME]`` table, every value checked."""
-    where = where or _Locator("", "sources.toml")
+    where = where or Locator("", "sources.toml")
 
     def fail(key: str | None, message: str) -> SourcesError:
         return SourcesError(f"{where.key(name, key)}: sources.{name}{'.' + key if key else ''}: {message}")
@@ -95,7 +96,9 @@ def source_from_table(name: str, table: Mapping, where: _Locator | None = None) 
         raise fail(None, "a source name is letters, digits, '_' and '-' (it names folders and partitions)")
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
-        raise fail(unknown[0], f"unknown key; a source has {', '.join(KEYS)}")
+        close = difflib.get_close_matches(unknown[0], KEYS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise fail(unknown[0], f"unknown key; {hint}a source has {', '.join(KEYS)}")
     values: dict = {}
     for key, value in table.items():
         values[key] = _checked(key, value, fail)
@@ -194,7 +197,7 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-class _Locator:
+class Locator:
     """Line numbers of tables and keys in the file's text, for error messages."""
 
     def __init__(self, text: str, path: Path | str):
@@ -271,7 +274,7 @@ def add_source(path: Path, source: SourceConfig) -> None:
     current = parse_sources(text, path)
     if source.name in current:
         raise SourcesError(f"{path}: a source named {source.name!r} exists already")
-    source_from_table(source.name, source_table(source))  # the same checks as a hand-written table
+    source_from_table(source.name, source_table(source), Locator("", path))  # a hand-written table's checks
     doc = tomlkit.parse(text)
     doc["sources"][source.name] = _toml_table(source)
     new_text = tomlkit.dumps(doc)

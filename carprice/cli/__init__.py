@@ -10,12 +10,16 @@ from carprice.cli.commands import (
     cmd_batches_list,
     cmd_batches_readmit,
     cmd_batches_retry,
+    cmd_crawl,
     cmd_import,
     cmd_market,
     cmd_models_list,
     cmd_models_rollback,
     cmd_run,
     cmd_serve,
+    cmd_sources_add,
+    cmd_sources_check,
+    cmd_sources_list,
     cmd_sql,
     cmd_ui,
 )
@@ -107,6 +111,42 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a dry run: show the mapping, the rows that would be accepted and rejected and the first "
                           "rejects; write nothing")
     imp.set_defaults(func=cmd_import)
+
+    crawl = sub.add_parser("crawl", help="crawl one source now, then process its batch as a scheduled crawl's")
+    common(crawl)
+    crawl.add_argument("--source", required=True, help="a source of the installation's sources.toml")
+    crawl.set_defaults(func=cmd_crawl)
+
+    sources_p = sub.add_parser("sources", help="the sites this installation crawls (sources.toml in the data folder)")
+    sources_sub = sources_p.add_subparsers(dest="sources_command", required=True)
+    slist = sources_sub.add_parser("list", help="every source with its schedule, URLs and defaults")
+    slist.add_argument("--data-dir", help="the installation")
+    slist.set_defaults(func=cmd_sources_list, listings=None, day=None, seed=None)
+    sadd = sources_sub.add_parser("add", help="add a source to sources.toml (checked before the file changes)")
+    sadd.add_argument("name", help="letters, digits, '_' and '-': it names the source's batches")
+    sadd.add_argument("--start-url", action="append", help="a result page to walk (repeatable)")
+    sadd.add_argument("--sitemap-url", action="append", help="a sitemap.xml or robots.txt listing the listing "
+                                                              "pages (repeatable)")
+    sadd.add_argument("--link-css", help="listing links on a result page without ItemList data")
+    sadd.add_argument("--next-css", help="the next results page on a site without rel=next")
+    sadd.add_argument("--allowed-domain", action="append", help="a host the crawl may visit (repeatable; default: "
+                                                                 "those of the URLs)")
+    sadd.add_argument("--concurrency", type=int, help="requests in flight to the site at once (default 4)")
+    sadd.add_argument("--delay", type=float, help="seconds between requests (default 0.5; AutoThrottle adapts it)")
+    sadd.add_argument("--no-autothrottle", action="store_true", help="keep the delay fixed")
+    sadd.add_argument("--user-agent", help="how the crawler introduces itself, with a contact URL or e-mail")
+    sadd.add_argument("--schedule", help='cron (UTC) of its crawl schedule, e.g. "0 5 * * *" (default: on demand)')
+    sadd.add_argument("--currency", help="ISO code of prices the pages give no currency for, e.g. GBP")
+    sadd.add_argument("--distance-unit", choices=("km", "mi"), help="unit of odometers the pages give none for")
+    sadd.add_argument("--disabled", action="store_true", help="add it without crawling it yet")
+    sadd.add_argument("--data-dir", help="the installation")
+    sadd.set_defaults(func=cmd_sources_add, listings=None, day=None, seed=None)
+    scheck = sources_sub.add_parser("check", help="crawl a few pages of a source (landing nothing) and show what "
+                                                  "the spider reads: listings, fields present, rejects")
+    common(scheck)
+    scheck.add_argument("name")
+    scheck.add_argument("--pages", type=int, default=20, help="pages to fetch at most (default 20)")
+    scheck.set_defaults(func=cmd_sources_check)
 
     models_p = sub.add_parser("models", help="the model registry: list versions, roll back")
     models_sub = models_p.add_subparsers(dest="models_command", required=True)

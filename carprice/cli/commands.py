@@ -62,7 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = any(r.errors for r in reports)
     if args.days == 1:
         print(reports[0].to_json() if args.json else reports[0].render())
-        return FAILED_EXIT if failed else 0 if reports[0].admitted else QUARANTINED_EXIT
+        day = reports[0]
+        return FAILED_EXIT if failed else 0 if day.admitted and not day.quarantined_batches else QUARANTINED_EXIT
     if args.json:
         print(json.dumps([json.loads(r.to_json()) for r in reports], indent=2))
     else:
@@ -263,3 +264,76 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if market is not None:
             stop_child(market)
     return 0
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from carprice.runs.clock import crawl_now
+
+    settings = settings_from(args)
+    report = crawl_now(settings, args.source)
+    print(report.render())
+    return FAILED_EXIT if report.errors else 0 if report.admitted and not report.quarantined_batches \
+        else QUARANTINED_EXIT
+
+
+def cmd_sources_list(args: argparse.Namespace) -> int:
+    from carprice.sources import load_sources
+
+    path = settings_from(args).layout.sources_path
+    sources = load_sources(path)
+    print(f"{path}" + ("" if path.exists() else "  (no file yet: the default, written by the first `carprice run`, "
+                                                 "`carprice crawl` or `carprice sources add`)"))
+    for s in sources.values():
+        where = ", ".join([*s.start_urls, *(f"sitemap {u}" for u in s.sitemap_urls)])
+        schedule = s.schedule or "on demand"
+        print(f"{s.name:<16} {'enabled' if s.enabled else 'DISABLED':<8} {schedule:<14} {where}\n"
+              f"{'':<16} prices without currency: {s.currency or 'rejected'}; odometers without unit: "
+              f"{s.distance_unit}; {s.concurrency} at once, {s.delay_s:g} s apart"
+              f"{', robots.txt obeyed' if s.obey_robots else ', robots.txt IGNORED'}")
+    return 0
+
+
+def cmd_sources_add(args: argparse.Namespace) -> int:
+    from carprice.config import DEFAULT_USER_AGENT
+    from carprice.sources import Locator, add_source, source_from_table, source_table
+
+    path = settings_from(args).layout.sources_path
+    table = {"start_urls": args.start_url or [], "sitemap_urls": args.sitemap_url or [],
+             "allowed_domains": args.allowed_domain or [], "link_css": args.link_css, "next_css": args.next_css,
+             "concurrency": args.concurrency, "delay_s": args.delay, "autothrottle": not args.no_autothrottle,
+             "obey_robots": True, "user_agent": args.user_agent or DEFAULT_USER_AGENT, "schedule": args.schedule,
+             "currency": args.currency, "distance_unit": args.distance_unit, "enabled": not args.disabled}
+    table = {k: v for k, v in table.items() if v not in (None, [])}
+    source = source_from_table(args.name, table, Locator("", path))
+    add_source(path, source)
+    print(f"added source {source.name} to {path}:")
+    for key, value in source_table(source).items():
+        print(f"  {key} = {json.dumps(value)}")
+    print(f"see what the spider reads from it: carprice sources check {source.name}"
+          + (f" --data-dir '{args.data_dir}'" if args.data_dir else ""))
+    return 0
+
+
+def cmd_sources_check(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from carprice.defs.resources import build_resources
+    from carprice.scraping.check import check_source
+    from carprice.sources import load_sources
+
+    settings = settings_from(args)
+    sources = load_sources(settings.layout.sources_path)
+    if args.name not in sources:
+        raise ValueError(f"unknown source {args.name!r}: {settings.layout.sources_path} configures "
+                         f"{', '.join(sorted(sources))}")
+    source = sources[args.name]
+    with contextlib.ExitStack() as stack:
+        start_url = None
+        if source.embedded:
+            market = build_resources(settings)["scraper"].marketplace
+            start_url = stack.enter_context(market.running(market.as_of()))
+        print(f"crawling about {args.pages} pages of {source.name} (requests under way then finish; nothing is "
+              "landed) ...", flush=True)
+        check = check_source(source, pages=args.pages, start_url=start_url, timeout_s=settings.crawl_timeout_s)
+    print(check.render())
+    return 0 if check.listings else FAILED_EXIT

@@ -13,7 +13,7 @@ from pathlib import Path
 from carprice.config import MARKET_PORT, MARKET_URL, PROJECT_DIR, SERVE_PORT, Settings
 from carprice.market.server import served_market_args
 from carprice.processes import start_child, stop_child
-from carprice.runs.instance import prepare_dagster_home
+from carprice.runs.instance import prepare_dagster_home, prepare_sources
 
 
 def start_report_server(folder: Path, port: int) -> subprocess.Popen:
@@ -63,7 +63,11 @@ def start_dagster_dev(port: int) -> subprocess.Popen:
 def serve_ui(settings: Settings, port: int, api_port: int = SERVE_PORT) -> int:
     """The Dagster UI on ``port``, the monitoring reports on ``port + 1`` and the price API on ``api_port``, for
     this installation, until Ctrl-C or SIGTERM, which stop them all with everything they started."""
+    import dagster as dg
+
     home = prepare_dagster_home(settings)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        prepare_sources(settings, instance)
     # The webserver and daemon load the definitions in their own processes: hand the settings over.
     os.environ.update(settings.to_env())
     settings.reports_dir.mkdir(parents=True, exist_ok=True)

@@ -48,18 +48,43 @@ def simulate_day(automation: Automation, day: int) -> DayReport:
                    and (when := first_tick(schedule.cron_schedule, market_date(day))) is not None)
     for when, name in ticks:
         for run in automation.tick_schedule(name, when):
-            report.run_ids.append(run.result.run_id)
-            if not run.result.success:
-                error = f"the crawl run {run.result.run_id} failed: {first_failure(run.result)}"
-                automation.progress(f"    ERROR: {error}")
-                report.errors.append(error)
-                continue
-            crawl = materialization_metadata(run.result, "scraped_batch")
-            report.scraped += crawl["listings"]
-            report.crawl_rejects += crawl["rejects"]
-            report.pages += crawl["pages"]
-            report.pages_per_second = crawl["pages_per_second"]
+            _report_crawl(automation, report, run)
     return _batches_then_training(automation, report, automation.tick_sensor("landing_sensor"), started)
+
+
+def crawl_now(settings: Settings, source_name: str, progress: Progress = print) -> DayReport:
+    """One crawl of ``source_name`` now (`carprice crawl --source`), then its batch processed as a scheduled one's:
+    the landing sensor, then the retraining sensor. The embedded marketplace shows the configured market day."""
+    from carprice.sources import load_sources
+
+    sources = load_sources(settings.layout.sources_path)
+    if source_name not in sources:
+        raise ValueError(f"unknown source {source_name!r}: {settings.layout.sources_path} configures "
+                         f"{', '.join(sorted(sources))} (add one with `carprice sources add`)")
+    if not sources[source_name].enabled:
+        raise ValueError(f"source {source_name} is disabled (enabled = false in {settings.layout.sources_path})")
+    started = time.perf_counter()
+    automation = Automation(settings, progress)
+    report = DayReport(day=settings.market_day, date=market_date(settings.market_day).isoformat(), settings=settings)
+    as_of = {"ops": {"scraped_batch": {"config": {"as_of": market_date(settings.market_day).isoformat()}}}}
+    _report_crawl(automation, report, automation.launch(
+        "carprice crawl", dg.RunRequest(partition_key=source_name, run_config=as_of), "crawl_job", {}))
+    return _batches_then_training(automation, report, automation.tick_sensor("landing_sensor"), started)
+
+
+def _report_crawl(automation: Automation, report: DayReport, run: LaunchedRun) -> None:
+    """Add a crawl run's figures to the day's report; a failed crawl is an error of the day, not its end."""
+    report.run_ids.append(run.result.run_id)
+    if not run.result.success:
+        error = f"the crawl run {run.result.run_id} failed: {first_failure(run.result)}"
+        automation.progress(f"    ERROR: {error}")
+        report.errors.append(error)
+        return
+    crawl = materialization_metadata(run.result, "scraped_batch")
+    report.scraped += crawl["listings"]
+    report.crawl_rejects += crawl["rejects"]
+    report.pages += crawl["pages"]
+    report.pages_per_second = crawl["pages_per_second"]
 
 
 def _batches_then_training(automation: Automation, report: DayReport, batch_runs: list[LaunchedRun],

@@ -120,3 +120,15 @@ def wait_for_pool(instance: dg.DagsterInstance, timeout_s: float, progress: Call
             progress(f"    waiting for {'; '.join(describe_run(r) for r in holders)} to release the warehouse")
             told = True
         time.sleep(poll_s)
+
+
+def prepare_sources(settings: Settings, instance: dg.DagsterInstance) -> dict:
+    """The installation's sources, checked before anything runs: the default sources.toml is written when there is
+    none, and every source gets its partition (the UI can then launch a crawl of any of them)."""
+    from carprice.defs.partitions import add_source_partitions
+    from carprice.sources import load_sources, write_default
+
+    write_default(settings.layout.sources_path)
+    sources = load_sources(settings.layout.sources_path)
+    add_source_partitions(instance, sources)
+    return sources

@@ -33,10 +33,8 @@ from dagster._core.storage.tags import TICK_ID_TAG
 from dagster._utils.error import serializable_error_info_from_exc_info
 
 from carprice.config import POOL_WAIT_S, PROJECT_DIR, Settings
-from carprice.defs.partitions import add_source_partitions
 from carprice.ingest.landing import remove_stale_tmp
-from carprice.runs.instance import prepare_dagster_home, process_tags, reap_dead_runs, wait_for_pool
-from carprice.sources import load_sources
+from carprice.runs.instance import prepare_dagster_home, prepare_sources, process_tags, reap_dead_runs, wait_for_pool
 
 # The instance keeps every event; the terminal only needs INFO and above.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -110,8 +108,8 @@ class Automation:
                      "its warehouse slot freed")
         for folder in remove_stale_tmp(settings.landing_dir):
             progress(f"    removed {folder}: the unfinished batch of a crawl that is gone")
+        prepare_sources(settings, self.instance)
         self.defs = build_definitions(settings)
-        add_source_partitions(self.instance, load_sources(settings.layout.sources_path))
         self.repository = self.defs.get_repository_def()
         # The repository as the workspace knows it: runs created with its job origins belong to the code location.
         self.origin = RemoteRepositoryOrigin(code_location_origin(), self.repository.name)

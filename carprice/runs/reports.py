@@ -77,12 +77,21 @@ class DayReport:
     dagster_home: Path | None = None
     # Runs that failed for another reason than validation (each named, with its cause); the others went on.
     errors: list[str] = field(default_factory=list)
+    # A day that crawls several sources has several batches: the one above (an admitted one when there is one),
+    # and these, each with its status and, when quarantined, why.
+    other_batches: dict[str, str] = field(default_factory=dict)
 
     @property
     def admitted(self) -> bool:
         from carprice.validation.admission import ADMITTED
 
         return self.status in ADMITTED
+
+    @property
+    def quarantined_batches(self) -> list[str]:
+        """Every batch of the day that was not admitted."""
+        others = [b for b, why in self.other_batches.items() if not why.startswith(("accepted", "readmitted"))]
+        return ([self.batch_id] if self.batch_id and not self.admitted else []) + others
 
     def line(self) -> str:
         """One line for the multi-day progress and summary."""
@@ -104,6 +113,8 @@ class DayReport:
             parts.append(f"trained ({self.trigger or 'by hand'}) -> "
                          + ("PROMOTED" if self.promoted else "REJECTED, champion kept"))
         parts.append(f"serving {self.model_version or 'none'}")
+        if self.other_batches:
+            parts.append(f"+{len(self.other_batches)} batch(es), {len(self.quarantined_batches)} quarantined")
         if self.errors:
             parts.append(f"{len(self.errors)} run(s) FAILED")
         return " | ".join(p for p in parts if p)
@@ -154,6 +165,7 @@ class DayReport:
             lines += [f"    {name}: {why}" for name, why in self.failed_checks.items()]
             lines += [f"  serving model    {self.model_version or 'none yet'} (unchanged)",
                       f"  after review     .venv/bin/carprice batches readmit {self.batch_id} --by NAME --note WHY"]
+        lines += [f"  other batch      {batch_id} {why}" for batch_id, why in self.other_batches.items()]
         lines += [f"  RUN FAILED       {error}" for error in self.errors]
         if self.errors:
             lines += ["  retried          by the landing sensor; see: carprice batches list --status unfinished"]
@@ -176,12 +188,12 @@ def render_days(reports: list[DayReport], settings: Settings) -> str:
     """What happened each day, then the totals and where to look."""
     wh = Warehouse(settings.warehouse_path)
     alerts, requests = alert_counts(wh), request_counts(wh)
-    quarantined = [r for r in reports if r.batch_id and not r.admitted]
+    quarantined = [b for r in reports for b in r.quarantined_batches]
     trained = [r for r in reports if r.challenger]
     query, ui = look_commands(settings)
     lines = ["", f"carprice: {len(reports)} simulated days", *[f"  {r.line()}" for r in reports], "",
-             f"  batches          {sum(r.admitted for r in reports)} accepted, {len(quarantined)} quarantined"
-             + (f" ({', '.join(r.batch_id for r in quarantined)})" if quarantined else ""),
+             f"  batches          {sum(bool(r.batch_id) + len(r.other_batches) for r in reports) - len(quarantined)} "
+             f"accepted, {len(quarantined)} quarantined" + (f" ({', '.join(quarantined)})" if quarantined else ""),
              f"  trainings        {len(trained)}, promoted {sum(r.promoted for r in trained)}: "
              + "; ".join(f"day {r.day} {r.trigger} ({'promoted' if r.promoted else 'rejected'})" for r in trained),
              "  retrain requests " + (", ".join(f"{kind} {n}" for kind, n in requests.items()) or "none"),
@@ -201,6 +213,7 @@ def render_days(reports: list[DayReport], settings: Settings) -> str:
 def report_batch(report: DayReport, run: LaunchedRun) -> None:
     """Fill ``report`` from one batch_job run and the warehouse."""
     from carprice.defs.monitoring import summary_numbers
+    from carprice.validation.admission import ADMITTED
 
     batch_id = run.partition or ""
     wh = Warehouse(report.settings.warehouse_path)
@@ -208,6 +221,14 @@ def report_batch(report: DayReport, run: LaunchedRun) -> None:
     if status is None:
         raise PipelineError(f"batch {batch_id} was not validated (run {run.result.run_id}): "
                             f"{first_failure(run.result)}")
+    if report.batch_id:  # the day's second batch (another source's)
+        failed = "; ".join(failed_checks(wh, batch_id)) if status not in ADMITTED else ""
+        if report.admitted or status not in ADMITTED:
+            report.other_batches[batch_id] = status + (f": failed {failed}" if failed else "")
+            return
+        report.other_batches[report.batch_id] = report.status + (
+            f": failed {', '.join(report.failed_checks)}" if report.failed_checks else "")
+        report.failed_checks = {}
     report.batch_id, report.status = batch_id, status
     if report.admitted:
         if not run.result.success:
