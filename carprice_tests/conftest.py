@@ -93,7 +93,7 @@ def descendants(pid: int) -> dict[int, str]:
             continue
         for child in children:
             try:
-                found[child] = Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ").strip()[:160]
+                found[child] = Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ").strip()[:1000]
             except OSError:
                 continue
             found.update(descendants(child))

@@ -51,7 +51,7 @@ def crawling(proc: subprocess.Popen, data: Path) -> dict[int, str]:
 
 def marketplace_port(tree: dict[int, str]) -> int:
     [crawl] = [cmd for cmd in tree.values() if "scrapy crawl" in cmd]
-    return int(re.search(r'start_urls=\["http://127\.0\.0\.1:(\d+)/' , crawl).group(1))
+    return int(re.search(r'start_urls=\["http://127\.0\.0\.1:(\d+)/', crawl).group(1))
 
 
 def listening(port: int) -> bool:
