@@ -21,6 +21,12 @@ TELNETCONSOLE_ENABLED = False
 COOKIES_ENABLED = False
 LOG_LEVEL = "INFO"
 
+# A redirect off the allowed domains is a reject naming its target (Scrapy would drop it without a word).
+DOWNLOADER_MIDDLEWARES = {"scrapers.middlewares.OffsiteRedirectMiddleware": 650}
+
+# Largest sitemap read, in bytes once decompressed (the sitemaps.org limit); a bigger one is a reject.
+SITEMAP_MAX_SIZE = 50 * 1024 * 1024
+
 ITEM_PIPELINES = {
     "scrapers.pipelines.NormalizePipeline": 100,
     "scrapers.pipelines.ValidatePipeline": 200,
