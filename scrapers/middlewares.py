@@ -46,8 +46,6 @@ class OffsiteRedirectMiddleware:
                 or request.meta.get("allow_offsite"):
             return response
         target = urljoin(request.url, safe_url_string(location))
-        if location.startswith(b"//"):
-            target = f"{urlsplit(request.url).scheme}:{safe_url_string(location)}"
         allowed = getattr(self.crawler.spider, "allowed_domains", None) or []
         if allowed and urlsplit(target).scheme in ("http", "https") and not any(on_site(target, h) for h in allowed):
             self.crawler.stats.inc_value("offsite_redirect/count")

@@ -146,7 +146,8 @@ class ListingsSpider(scrapy.Spider):
             # The downloader stops a body over its size limit (a sitemap's is SITEMAP_MAX_SIZE): say which limit.
             limit = request.meta.get("download_maxsize")
             reason = "sitemap too large" if request.meta.get("sitemap") else "download cancelled"
-            detail = f"download stopped over {limit} bytes: {failure.value}" if limit else str(failure.value)
+            message = str(failure.value)
+            detail = f"download stopped over {limit} bytes{': ' if message else ''}{message}" if limit else message
         elif failure.check(IgnoreRequest):
             reason, detail = "request ignored", str(failure.value)
         else:
