@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import urljoin, urlsplit
 
 from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse
+from scrapy.utils.response import get_meta_refresh
 from w3lib.url import safe_url_string
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -25,7 +27,7 @@ class OffsiteRedirect(IgnoreRequest):
 
 
 class OffsiteRedirectMiddleware:
-    """Fail a request whose answer redirects off the allowed domains, naming the target.
+    """Fail a request whose answer redirects (HTTP 3xx) off the allowed domains, naming the target.
 
     Scrapy's RedirectMiddleware would schedule the redirected request and its OffsiteMiddleware drop it with one
     debug line and no errback: a listing (or a whole start page) that moved to another site would be missing from
@@ -40,14 +42,38 @@ class OffsiteRedirectMiddleware:
         return cls(crawler)
 
     def process_response(self, request, response):
-        location = response.headers.get("Location")
-        # Unlike OffsiteMiddleware this ignores dont_filter: a retried request carries it, and must not leave either.
-        if response.status not in REDIRECT_STATUSES or not location or request.meta.get("dont_redirect") \
-                or request.meta.get("allow_offsite"):
+        if request.meta.get("dont_redirect") or request.meta.get("allow_offsite"):
             return response
-        target = urljoin(request.url, safe_url_string(location))
+        # Unlike OffsiteMiddleware this ignores dont_filter: a retried request carries it, and must not leave either.
+        target = self.redirect_target(request, response)
         allowed = getattr(self.crawler.spider, "allowed_domains", None) or []
-        if allowed and urlsplit(target).scheme in ("http", "https") and not any(on_site(target, h) for h in allowed):
+        if target and allowed and urlsplit(target).scheme in ("http", "https") \
+                and not any(on_site(target, host) for host in allowed):
             self.crawler.stats.inc_value("offsite_redirect/count")
             raise OffsiteRedirect(target)
         return response
+
+    def redirect_target(self, request, response) -> str | None:
+        """Where the answer sends the request, as RedirectMiddleware reads it; None when it does not."""
+        location = response.headers.get("Location")
+        if response.status not in REDIRECT_STATUSES or not location:
+            return None
+        return urljoin(request.url, safe_url_string(location))
+
+
+class OffsiteMetaRefreshMiddleware(OffsiteRedirectMiddleware):
+    """The same for a ``<meta http-equiv="refresh">`` page, placed between HttpCompressionMiddleware (which must
+    have decompressed the page) and MetaRefreshMiddleware (which would follow it)."""
+
+    def __init__(self, crawler):
+        super().__init__(crawler)
+        settings = crawler.settings
+        self.enabled = settings.getbool("METAREFRESH_ENABLED")
+        self.ignore_tags = settings.getlist("METAREFRESH_IGNORE_TAGS")
+        self.max_delay = settings.getfloat("METAREFRESH_MAXDELAY")
+
+    def redirect_target(self, request, response) -> str | None:
+        if not self.enabled or request.method == "HEAD" or not isinstance(response, HtmlResponse):
+            return None
+        interval, url = get_meta_refresh(response, ignore_tags=self.ignore_tags)
+        return url if url and interval < self.max_delay else None

@@ -21,8 +21,10 @@ TELNETCONSOLE_ENABLED = False
 COOKIES_ENABLED = False
 LOG_LEVEL = "INFO"
 
-# A redirect off the allowed domains is a reject naming its target (Scrapy would drop it without a word).
-DOWNLOADER_MIDDLEWARES = {"scrapers.middlewares.OffsiteRedirectMiddleware": 650}
+# A redirect off the allowed domains is a reject naming its target (Scrapy would drop it without a word): HTTP
+# redirects seen before RedirectMiddleware (600), meta refreshes between decompression (590) and MetaRefresh (580).
+DOWNLOADER_MIDDLEWARES = {"scrapers.middlewares.OffsiteRedirectMiddleware": 650,
+                          "scrapers.middlewares.OffsiteMetaRefreshMiddleware": 585}
 
 # Largest sitemap read, in bytes once decompressed (the sitemaps.org limit); a bigger one is a reject.
 SITEMAP_MAX_SIZE = 50 * 1024 * 1024

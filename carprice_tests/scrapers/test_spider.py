@@ -10,7 +10,7 @@ from scrapy.utils.test import get_crawler
 
 from carprice_tests.conftest import PAGES
 from scrapers.items import Reject
-from scrapers.middlewares import OffsiteRedirect, OffsiteRedirectMiddleware
+from scrapers.middlewares import OffsiteMetaRefreshMiddleware, OffsiteRedirect, OffsiteRedirectMiddleware
 from scrapers.spiders.listings import ListingsSpider, on_site
 
 
@@ -112,6 +112,26 @@ def test_a_redirect_off_the_allowed_domains_fails_the_request_naming_the_target(
     middleware = OffsiteRedirectMiddleware.from_crawler(crawler)
     request = scrapy.Request(f"{SITEMAP_SITE}/car/1")
     response = HtmlResponse(request.url, status=status, headers={"Location": location}, request=request)
+    if off_site is None:
+        assert middleware.process_response(request, response) is response
+    else:
+        with pytest.raises(OffsiteRedirect) as raised:
+            middleware.process_response(request, response)
+        assert raised.value.target == off_site
+
+
+@pytest.mark.parametrize(("refresh", "off_site"), [
+    ('0; url=https://partner.example/car/1', "https://partner.example/car/1"),
+    ('0; url=/car/1-new', None),
+    ('600; url=https://partner.example/car/1', None),  # too slow to be followed (METAREFRESH_MAXDELAY)
+])
+def test_a_meta_refresh_off_the_allowed_domains_fails_the_request_too(refresh, off_site):
+    crawler = get_crawler(ListingsSpider)
+    crawler.spider = ListingsSpider(start_url=f"{SITEMAP_SITE}/used", source="cars")
+    middleware = OffsiteMetaRefreshMiddleware.from_crawler(crawler)
+    request = scrapy.Request(f"{SITEMAP_SITE}/car/1")
+    body = f'<html><head><meta http-equiv="refresh" content="{refresh}"></head></html>'.encode()
+    response = HtmlResponse(request.url, body=body, request=request)
     if off_site is None:
         assert middleware.process_response(request, response) is response
     else:

@@ -240,16 +240,23 @@ def test_a_redirect_to_another_site_is_a_reject_naming_the_target(tmp_path):
         # 127.0.0.2 is loopback too, but another host: the crawl must not follow it.
         return lambda site: (301, b"", {"Location": f"http://127.0.0.2:{site.server_address[1]}{path}"})
 
-    routes = {"/list": html(["/ad/1", "/ad/2", "/ad/3"]), "/old-list": moved("/list"), "/ad/1": moved("/ad/1"),
-              "/ad/2": (302, b"", {"Location": "/ad/2-new"}), "/ad/2-new": detail(2), "/ad/3": detail(3)}
+    def refreshed(site: _Site) -> Answer:
+        target = f"http://127.0.0.2:{site.server_address[1]}/ad/4"
+        return 200, f'<html><head><meta http-equiv="refresh" content="0; url={target}"></head></html>'.encode(), \
+            {"Content-Type": "text/html"}
+
+    routes = {"/list": html(["/ad/1", "/ad/2", "/ad/3", "/ad/4"]), "/old-list": moved("/list"),
+              "/ad/1": moved("/ad/1"), "/ad/2": (302, b"", {"Location": "/ad/2-new"}), "/ad/2-new": detail(2),
+              "/ad/3": detail(3), "/ad/4": refreshed}
     with serving(routes) as site:
         source = SourceConfig(name="moved", start_urls=(f"{site.url}/list", f"{site.url}/old-list"), **FAST)
         result = crawl_source(source, tmp_path, timeout_s=120)
     manifest, rejects = result.batch.manifest, lines(result.batch.rejects_file)
     port = site.server_address[1]
     assert sorted(item["site_listing_id"] for item in lines(result.batch.listings_file)) == ["2", "3"]
-    assert manifest["reject_reasons"] == {"off-site redirect": 2}
+    assert manifest["reject_reasons"] == {"off-site redirect": 3}
     assert sorted((r["url"].removeprefix(site.url), r["detail"]) for r in rejects) == [
         ("/ad/1", f"redirects to http://127.0.0.2:{port}/ad/1"),
+        ("/ad/4", f"redirects to http://127.0.0.2:{port}/ad/4"),  # a meta refresh
         ("/old-list", f"redirects to http://127.0.0.2:{port}/list")]
 
