@@ -84,7 +84,26 @@ def test_a_urlsets_pages_are_read_as_listings_at_their_crawl_address():
     [request] = spider.parse_sitemap(XmlResponse(f"{SITEMAP_SITE}/sitemap.xml", body=body))
     assert (request.url, request.callback) == (f"{SITEMAP_SITE}/car/1", spider.parse_listing)
     assert not request.dont_filter, "the duplicate filter sees every listing request"
-    assert spider.discovery == {"result_pages": 0, "sitemaps": 1, "sitemap_links": 1}
+    assert spider.discovery == {"result_pages": 0, "sitemaps": 1, "sitemap_links": 1, "sitemap_links_skipped": 0}
+
+
+def test_sitemap_patterns_choose_the_listings_and_sitemaps_read():
+    patterns = {"SITEMAP_LISTING_PATTERN": r"/car/\d+$", "SITEMAP_FOLLOW_PATTERN": r"cars\.xml"}
+    crawler = get_crawler(ListingsSpider, patterns)
+    spider = ListingsSpider.from_crawler(crawler, sitemap_urls=f'["{SITEMAP_SITE}/sitemap.xml"]', source="cars")
+    urlset = b"<urlset><url><loc>/car/1</loc></url><url><loc>/finance</loc></url><url><loc>/</loc></url></urlset>"
+    index = (b"<sitemapindex><sitemap><loc>/cars.xml</loc></sitemap>"
+             b"<sitemap><loc>/news.xml</loc></sitemap></sitemapindex>")
+    out = [*spider.parse_sitemap(XmlResponse(f"{SITEMAP_SITE}/a.xml", body=urlset)),
+           *spider.parse_sitemap(XmlResponse(f"{SITEMAP_SITE}/b.xml", body=index))]
+    assert [request.url for request in out] == [f"{SITEMAP_SITE}/car/1", f"{SITEMAP_SITE}/cars.xml"]
+    assert spider.discovery["sitemap_links_skipped"] == 2
+
+
+def test_a_sitemap_pattern_that_is_no_regular_expression_stops_the_crawl_naming_it():
+    with pytest.raises(ValueError, match="SITEMAP_LISTING_PATTERN is not a regular expression"):
+        ListingsSpider.from_crawler(get_crawler(ListingsSpider, {"SITEMAP_LISTING_PATTERN": "(unclosed"}),
+                                    start_url=f"{SITEMAP_SITE}/used", source="cars")
 
 
 def test_an_unreadable_sitemap_is_a_reject_with_the_reason():

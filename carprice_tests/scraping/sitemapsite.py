@@ -1,9 +1,10 @@
 """A third local used-car site, unlike the simulated marketplace and the US site: a British dealer group that
 publishes no result pages at all, only a sitemap index (robots.txt names it) of two child sitemaps, one of them
-gzipped, listing its detail pages. Its pages carry the car three ways: schema.org ``Car`` as microdata, a
-``Vehicle`` inside a JSON-LD ``@graph`` with the page's other entities and the price as "£12,995" text, and a plain
-JSON-LD ``Car`` whose odometer is a bare number of miles with no unit. Prices are in pounds, a few imports in
-dollars. The cars are the simulated market's (``carprice.market``), so they are realistic and seeded.
+gzipped, listing its detail pages (the first also lists the site's own pages: read only ``/used-cars/`` ones).
+Its pages carry the car three ways: schema.org ``Car`` as microdata, a ``Vehicle`` inside a JSON-LD ``@graph``
+with the page's other entities and the price as "£12,995" text, and a plain JSON-LD ``Car`` whose odometer is a
+bare number of miles with no unit. Prices are in pounds, a few imports in dollars. The cars are the simulated
+market's (``carprice.market``), so they are realistic and seeded.
 
 Run it alone to configure it as a source: ``python -m carprice_tests.scraping.sitemapsite --port 8790``.
 """
@@ -140,6 +141,10 @@ def sitemap_index(base: str, lastmod: str) -> bytes:
             f'sitemap/0.9">{maps}</sitemapindex>').encode()
 
 
+# The site's own pages, which its first sitemap lists before the adverts (as real sites' sitemaps do).
+SITE_PAGES = ("/", "/finance", "/about-us")
+
+
 def robots_txt(base: str) -> str:
     return f"User-agent: *\nDisallow: /account/\nAllow: /\n\nSitemap: {base}/sitemap_index.xml\n"
 
@@ -170,10 +175,12 @@ class SitemapSiteServer(ThreadingHTTPServer):
         if path == "/sitemap.xml":
             return 200, urlset(base, self.ads, self.lastmod), "application/xml"
         if path == "/sitemaps/cars-1.xml":
-            return 200, urlset(base, self.ads[:half], self.lastmod), "application/xml"
+            pages = "".join(f"<url><loc>{base}{page}</loc></url>" for page in SITE_PAGES)
+            body = urlset(base, self.ads[:half], self.lastmod).replace(b"<url>", pages.encode() + b"<url>", 1)
+            return 200, body, "application/xml"
         if path == "/sitemaps/cars-2.xml.gz":
             return 200, gzip.compress(urlset(base, self.ads[half:], self.lastmod), mtime=0), "application/x-gzip"
-        if path == "/":
+        if path in SITE_PAGES:
             return 200, f"<html><body><h1>{SITE_NAME}</h1><p>Search our stock by phone.</p></body></html>".encode(), \
                 "text/html; charset=utf-8"
         advert = self.by_path.get(path)
@@ -222,8 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8790, help="0 picks a free port")
     args = parser.parse_args(argv)
     server = SitemapSiteServer(args.seed, args.listings, args.day, args.port)
-    print(f"serving {server.url} ({len(server.ads)} adverts; sitemap_urls = [\"{server.url}/robots.txt\"])",
-          flush=True)
+    print(f"serving {server.url} ({len(server.ads)} adverts; sitemap_urls = [\"{server.url}/robots.txt\"], "
+          f"scrapy_settings = {{SITEMAP_LISTING_PATTERN = \"/used-cars/\"}})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

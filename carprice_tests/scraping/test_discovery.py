@@ -18,7 +18,7 @@ import pytest
 from carprice.config import SourceConfig
 from carprice.scraping.crawl import crawl_source
 from carprice_tests.conftest import PAGES
-from carprice_tests.scraping.sitemapsite import KM_PER_MILE, running_sitemapsite
+from carprice_tests.scraping.sitemapsite import KM_PER_MILE, SITE_PAGES, running_sitemapsite
 
 # Real crawls, Dagster runs or processes: the integration tier.
 pytestmark = pytest.mark.integration
@@ -110,8 +110,9 @@ def detail(car_id: int, price: str = '"23,750.00"') -> Answer:
 
 def test_a_sitemap_only_site_lands_every_advert_with_its_price_and_mileage(tmp_path):
     with running_sitemapsite(seed=5, listings=400) as site:
+        # Its sitemap lists the site's own pages too: only the adverts are read as listings.
         source = SourceConfig(name="motorhub", sitemap_urls=(f"{site.url}/robots.txt",), currency="GBP",
-                              distance_unit="mi", **FAST)
+                              distance_unit="mi", scrapy_settings={"SITEMAP_LISTING_PATTERN": "/used-cars/"}, **FAST)
         result = crawl_source(source, tmp_path, timeout_s=300)
         ads = {ad.path: ad for ad in site.ads}
         hits = dict(site.hits)
@@ -120,8 +121,10 @@ def test_a_sitemap_only_site_lands_every_advert_with_its_price_and_mileage(tmp_p
           f"({manifest['counts']['pages'] / result.seconds:.0f} pages/s with the process start), "
           f"discovery {manifest['discovery']}")
     assert manifest["finish_reason"] == "finished" and manifest["reject_reasons"] == {}
-    assert manifest["discovery"] == {"result_pages": 0, "sitemaps": 4, "sitemap_links": len(ads)}
+    assert manifest["discovery"] == {"result_pages": 0, "sitemaps": 4, "sitemap_links": len(ads),
+                                     "sitemap_links_skipped": len(SITE_PAGES)}
     assert hits["/sitemaps/cars-2.xml.gz"] == 1 and hits["/sitemap_index.xml"] == 1
+    assert not any(hits.get(path) for path in SITE_PAGES), "pages the pattern leaves out are not fetched"
     assert len(listings) == len(ads) and all(hits[path] == 1 for path in ads), "each advert fetched once"
     assert {item["page_format"] for item in listings} == {"json-ld", "microdata"}
     for item in listings:
@@ -163,7 +166,8 @@ def test_a_listing_linked_from_two_pages_and_a_sitemap_is_fetched_once(tmp_path)
     assert {path: site.hits[path] for path in ("/ad/1", "/ad/2", "/ad/3")} == {"/ad/1": 1, "/ad/2": 1, "/ad/3": 1}
     assert sorted(item["site_listing_id"] for item in listings) == ["1", "2", "3"]
     assert result.batch.manifest["counts"]["rejects"] == 0
-    assert result.batch.manifest["discovery"] == {"result_pages": 2, "sitemaps": 1, "sitemap_links": 3}
+    assert result.batch.manifest["discovery"] == {"result_pages": 2, "sitemaps": 1, "sitemap_links": 3,
+                                                  "sitemap_links_skipped": 0}
 
 
 # --- hostile sites ------------------------------------------------------------------------------------------

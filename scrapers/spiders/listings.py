@@ -65,14 +65,19 @@ class ListingsSpider(scrapy.Spider):
         self.distance_unit = distance_unit
         self.max_pages = int(max_pages) if max_pages else None
         self.sitemap_max_size = SITEMAP_MAX_SIZE
+        self.sitemap_listings = self.sitemap_follow = re.compile("")
         self.result_pages = 0
         # How the crawl found its pages, for the batch's manifest.
-        self.discovery = {"result_pages": 0, "sitemaps": 0, "sitemap_links": 0}
+        self.discovery = {"result_pages": 0, "sitemaps": 0, "sitemap_links": 0, "sitemap_links_skipped": 0}
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.sitemap_max_size = crawler.settings.getint("SITEMAP_MAX_SIZE", SITEMAP_MAX_SIZE)
+        settings = crawler.settings
+        spider.sitemap_max_size = settings.getint("SITEMAP_MAX_SIZE", SITEMAP_MAX_SIZE)
+        # Like SitemapSpider's sitemap_rules and sitemap_follow: a site's sitemap also lists its other pages.
+        spider.sitemap_listings = _pattern("SITEMAP_LISTING_PATTERN", settings.get("SITEMAP_LISTING_PATTERN"))
+        spider.sitemap_follow = _pattern("SITEMAP_FOLLOW_PATTERN", settings.get("SITEMAP_FOLLOW_PATTERN"))
         return spider
 
     async def start(self):
@@ -110,10 +115,13 @@ class ListingsSpider(scrapy.Spider):
             yield Reject(url=response.url, source=self.source, scraped_at=_now(), reason=exc.reason,
                          detail=exc.detail[:2000])
             return
-        self.discovery["sitemap_links"] += len(links.pages)
+        pages = [url for url in links.pages if self.sitemap_listings.search(url)]
+        self.discovery["sitemap_links"] += len(pages)
+        self.discovery["sitemap_links_skipped"] += len(links.pages) - len(pages)
         for url in links.sitemaps:
-            yield self.follow(response, url, "sitemap", self.parse_sitemap)
-        for url in links.pages:
+            if self.sitemap_follow.search(url):
+                yield self.follow(response, url, "sitemap", self.parse_sitemap)
+        for url in pages:
             yield self.follow(response, url, "listing", self.parse_listing)
 
     def follow(self, response, url: str, kind: str, callback) -> scrapy.Request | Reject:
@@ -168,6 +176,14 @@ def _url_list(name: str, value: str | list[str]) -> list[str]:
     if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
         raise ValueError(f"{name} must be a JSON list of strings, got {value!r}")
     return parsed
+
+
+def _pattern(name: str, value: str | None) -> re.Pattern[str]:
+    """A setting's regular expression (empty: every URL matches); a ValueError naming the setting if invalid."""
+    try:
+        return re.compile(value or "")
+    except re.error as exc:
+        raise ValueError(f"{name} is not a regular expression: {value!r} ({exc})") from exc
 
 
 def _now() -> str:
