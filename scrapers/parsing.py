@@ -1,4 +1,4 @@
-"""Pure functions from a page's HTML to listings, links and rejects; no I/O, no Scrapy engine.
+"""Pure functions from a page's HTML (or a sitemap) to listings, links and rejects; no I/O, no Scrapy engine.
 
 Structured data is read with extruct (JSON-LD and microdata, in its uniform
 shape), so a site that marks its cars up either way reads the same.
@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import extruct
 from lxml import etree
 from parsel import Selector
+from scrapy.utils._compression import _DecompressionMaxSizeExceeded
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
 from scrapers.items import CarListing, Reject
 
@@ -270,3 +275,73 @@ def next_page_link(html: str | bytes, url: str, next_css: str | None = None) -> 
     if not href and next_css:
         href = sel.css(f"{next_css}::attr(href)").get()
     return urljoin(url, href) if href else None
+
+
+# Query parameters that only say how a visitor arrived (ad campaigns, newsletters, analytics, sessions): a link
+# carrying them is the same page, and requesting each variant would fetch one listing several times.
+TRACKING_PARAMS = re.compile(r"^(utm_\w+|gclid|dclid|gbraid|wbraid|fbclid|msclkid|yclid|igshid|mc_cid|mc_eid|_ga|_gl"
+                             r"|phpsessid|jsessionid|sessionid)$", re.IGNORECASE)
+
+
+def crawl_url(url: str) -> str:
+    """The address a crawl requests for a link: without its fragment, tracking parameters or a ``;jsessionid``.
+
+    Scrapy's duplicate filter already ignores fragments and the order of query parameters; these variants it
+    would fetch again, so a listing linked from a results page and from a sitemap would land twice.
+    """
+    parts = urlsplit(url)
+    path = re.sub(r";jsessionid=[^/?#]*", "", parts.path, flags=re.IGNORECASE)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)]
+    # An untouched query keeps its exact text (parse and re-encode could change its escaping).
+    kept = parts.query if len(query) == len(parse_qsl(parts.query, keep_blank_values=True)) else urlencode(query)
+    return parts._replace(path=path, query=kept, fragment="").geturl()
+
+
+@dataclass(frozen=True)
+class SitemapLinks:
+    """What one sitemap document names: more sitemaps (an index, or robots.txt), or pages (a urlset)."""
+
+    kind: str  # "sitemapindex", "urlset" or "robots.txt"
+    sitemaps: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+
+
+# A sitemap holds at most 50,000 URLs and 50 MB uncompressed (sitemaps.org); a bigger one is not a sitemap.
+SITEMAP_MAX_SIZE = 50 * 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
+def sitemap_links(body: bytes, url: str, max_size: int = SITEMAP_MAX_SIZE) -> SitemapLinks:
+    """The sitemaps or pages a sitemap (plain or gzipped), a sitemap index or a robots.txt names.
+
+    Read with Scrapy's own sitemap parser, as its SitemapSpider does (entities unresolved, so no XML tricks).
+    Raises UnreadablePage for a document that is none of these, is too large (``max_size`` bytes once
+    decompressed; 0: no limit) or names nothing.
+    """
+    if urlsplit(url).path.endswith("/robots.txt"):
+        found = tuple(dict.fromkeys(sitemap_urls_from_robots(body, base_url=url)))
+        if not found:
+            raise UnreadablePage("empty sitemap", "robots.txt has no Sitemap: line")
+        return SitemapLinks("robots.txt", sitemaps=found)
+    if body[:3] == _GZIP_MAGIC:
+        try:
+            body = gunzip(body, max_size=max_size)
+        except _DecompressionMaxSizeExceeded as exc:
+            raise UnreadablePage("sitemap too large", f"over {max_size} bytes once decompressed") from exc
+        except (OSError, EOFError, struct.error) as exc:
+            raise UnreadablePage("invalid sitemap", f"broken gzip data: {exc}") from exc
+    elif max_size and len(body) > max_size:
+        raise UnreadablePage("sitemap too large", f"{len(body)} bytes, over {max_size}")
+    try:
+        sitemap = Sitemap(body)
+        entries = list(sitemap)
+    except (StopIteration, etree.LxmlError) as exc:
+        raise UnreadablePage("invalid sitemap", f"not XML: starts with {body[:60]!r}") from exc
+    if sitemap.type not in ("urlset", "sitemapindex"):
+        raise UnreadablePage("invalid sitemap", f"root element <{sitemap.type}>, not <urlset> or <sitemapindex>")
+    locs = tuple(dict.fromkeys(urljoin(url, entry["loc"]) for entry in entries if entry.get("loc")))
+    if not locs:
+        raise UnreadablePage("empty sitemap", f"a <{sitemap.type}> naming no <loc>")
+    if sitemap.type == "sitemapindex":
+        return SitemapLinks(sitemap.type, sitemaps=locs)
+    return SitemapLinks(sitemap.type, pages=locs)

@@ -179,7 +179,8 @@ class LandingZonePipeline:
             return
         pages = self.crawler.stats.get_value("response_received_count", 0)
         path = self.writer.finish(start_url=(spider.start_urls or spider.sitemap_urls)[0], spider=spider.name,
-                                  finish_reason=reason, counts={"pages": pages})
+                                  finish_reason=reason, counts={"pages": pages},
+                                  discovery=dict(getattr(spider, "discovery", {})))
         spider.logger.info("landed batch %s at %s (%s)", self.writer.batch_id, path, self.writer.counts)
 
 

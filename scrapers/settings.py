@@ -21,6 +21,18 @@ TELNETCONSOLE_ENABLED = False
 COOKIES_ENABLED = False
 LOG_LEVEL = "INFO"
 
+# A redirect off the allowed domains is a reject naming its target (Scrapy would drop it without a word): HTTP
+# redirects seen before RedirectMiddleware (600), meta refreshes between decompression (590) and MetaRefresh (580).
+DOWNLOADER_MIDDLEWARES = {"scrapers.middlewares.OffsiteRedirectMiddleware": 650,
+                          "scrapers.middlewares.OffsiteMetaRefreshMiddleware": 585}
+
+# Largest sitemap read, in bytes once decompressed (the sitemaps.org limit); a bigger one is a reject.
+SITEMAP_MAX_SIZE = 50 * 1024 * 1024
+# Regular expressions (searched, empty: all) a page URL in a sitemap must match to be read as a listing, and a
+# child sitemap's URL to be read: a site's sitemap lists its other pages too. Set per source in scrapy_settings.
+SITEMAP_LISTING_PATTERN = ""
+SITEMAP_FOLLOW_PATTERN = ""
+
 ITEM_PIPELINES = {
     "scrapers.pipelines.NormalizePipeline": 100,
     "scrapers.pipelines.ValidatePipeline": 200,
