@@ -30,7 +30,10 @@ def shipped_reference(source: str) -> tuple[int, dict] | None:
     config = SOURCES.get(source)
     if config is None or config.reviewed_reference is None:
         return None
-    return SHIPPED_REFERENCE_ID, json.loads((REFERENCES_DIR / config.reviewed_reference).read_text(encoding="utf-8"))
+    from carprice.validation.profile import upgrade_profile
+
+    profile = json.loads((REFERENCES_DIR / config.reviewed_reference).read_text(encoding="utf-8"))
+    return SHIPPED_REFERENCE_ID, upgrade_profile(profile)
 
 
 def build_embedded_reference() -> dict:

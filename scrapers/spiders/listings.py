@@ -20,13 +20,15 @@ class ListingsSpider(scrapy.Spider):
 
     Arguments (``-a name=value``): ``start_url`` (required), ``source`` (batch name, default: the host),
     ``link_css`` and ``next_css`` (selectors for sites without ItemList data or rel=next),
-    ``max_pages`` (stop following pagination after this many result pages).
+    ``max_pages`` (stop following pagination after this many result pages), ``default_currency`` and
+    ``distance_unit`` (what a page's price and odometer are in when it does not say; NormalizePipeline reads them).
     """
 
     name = "listings"
 
     def __init__(self, start_url: str, source: str | None = None, link_css: str = "a.listing-link",
-                 next_css: str | None = None, max_pages: str | int | None = None, **kwargs):
+                 next_css: str | None = None, max_pages: str | int | None = None,
+                 default_currency: str | None = None, distance_unit: str = "km", **kwargs):
         super().__init__(**kwargs)
         self.start_url = start_url
         host = urlsplit(start_url).hostname
@@ -38,6 +40,8 @@ class ListingsSpider(scrapy.Spider):
         self.next_css = next_css
         self.max_pages = int(max_pages) if max_pages else None
         self.result_pages = 0
+        self.default_currency = default_currency
+        self.distance_unit = distance_unit
 
     async def start(self):
         yield scrapy.Request(self.start_url, callback=self.parse, errback=self.failed)
