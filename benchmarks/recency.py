@@ -49,7 +49,7 @@ def crawled(market: Market, first: int, last: int) -> pd.DataFrame:
                 model_year=car.model_year, first_registration=car.first_registration.isoformat(),
                 mileage_km=float(car.mileage_km), fuel=car.fuel, transmission=car.transmission, body=car.spec.body,
                 power_kw=float(car.power_kw), color=car.color, doors=car.doors, condition=car.condition,
-                price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
+                market_price=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
                 listed_at=listed, listed_at_stated=True, first_seen_at=f"{market.date_of(day)}T06:00:00+00:00",
                 seen_day=seen, listed_day=lst.listed_day)
     frame = pd.DataFrame(list(rows.values()))
@@ -59,7 +59,7 @@ def crawled(market: Market, first: int, last: int) -> pd.DataFrame:
 
 
 def mape(model, rows: pd.DataFrame) -> float:
-    return float(np.mean(np.abs(model.predict_price(rows) / rows["price_eur"] - 1)))
+    return float(np.mean(np.abs(model.predict_price(rows) / rows["market_price"] - 1)))
 
 
 def main() -> None:

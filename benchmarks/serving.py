@@ -46,7 +46,7 @@ def described_cars(inst, n: int, seed: int = 1) -> list[dict]:
     """Current listings as an owner would describe them (with their asking price), sampled with replacement."""
     clean = inst.warehouse.query("SELECT * FROM clean_listings").sample(n, replace=True, random_state=seed)
     cars = clean[[c for c in CAR_FIELDS if c not in ("first_registration", "description")]].assign(
-        asking_price_eur=clean["price_eur"])
+        asking_price=clean["market_price"])
     return [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
             for row in cars.to_dict("records")]
 

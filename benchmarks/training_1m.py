@@ -42,8 +42,8 @@ def build_rows(rows: int, base_listings: int = 100_000) -> pd.DataFrame:
         copy["url"] = copy["url"] + f"?copy={k}"
         copy["mileage_km"] = copy["mileage_km"] * rng.lognormal(0, 0.05, len(copy))
         copy["km_per_year"] = copy["mileage_km"] / copy["age_years"]
-        copy["price_eur"] = copy["price_eur"] * jitter
-        copy["log_price"] = np.log(copy["price_eur"])
+        copy["market_price"] = copy["market_price"] * jitter
+        copy["log_price"] = np.log(copy["market_price"])
         copy["listed_at"] = copy["listed_at"] - pd.to_timedelta(rng.integers(0, 60, len(copy)), unit="D")
         copies.append(copy)
     return pd.concat(copies, ignore_index=True).head(rows)

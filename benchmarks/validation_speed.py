@@ -28,7 +28,6 @@ from scrapers.batch_writer import BatchWriter
 from scrapers.items import Reject
 from scrapers.parsing import parse_listing_page
 from scrapers.pipelines import listing_problem, normalize_listing
-from scrapers.settings import EUR_PER_UNIT
 
 
 def land_day(market: Market, day: int, landing: Path, base_url: str = "http://127.0.0.1:8765") -> Path:
@@ -41,8 +40,8 @@ def land_day(market: Market, day: int, landing: Path, base_url: str = "http://12
         if isinstance(item, Reject):
             writer.add_reject(asdict(item))
             continue
-        item = normalize_listing(item, EUR_PER_UNIT)
-        problem = listing_problem(item, EUR_PER_UNIT)
+        item = normalize_listing(item)
+        problem = listing_problem(item)
         if problem:
             writer.add_reject(asdict(Reject(url=item.url, source="automarkt", scraped_at=scraped_at, reason=problem)))
         else:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
+
+from carprice.money.rates import Money, load_money
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The installation used when no data folder is named.
@@ -133,7 +136,7 @@ class ValidationConfig:
 class PromotionConfig:
     """When a challenger may replace the champion (both scored on the same fresh evaluation data)."""
 
-    main_metric: str = "mae_eur"              # lower is better: "mae_eur" or "median_ape"
+    main_metric: str = "mae"                  # lower is better: "mae" (in the market currency) or "median_ape"
     min_relative_improvement: float = 0.01    # the challenger must beat the champion by this share
     max_slice_regression: float = 0.15        # ... and be at most this much worse on any large slice
     min_slice_rows: int = 50                  # slices smaller than this are reported, not judged
@@ -207,6 +210,7 @@ ENV_VARS: dict[str, str] = {
     "crawl_timeout_s": "CARPRICE_CRAWL_TIMEOUT_S",
     "alert_hook": "CARPRICE_ALERT_HOOK",
     "reports_url": "CARPRICE_REPORTS_URL",
+    "market_currency": "CARPRICE_MARKET_CURRENCY",
 }
 
 
@@ -248,6 +252,11 @@ class DataLayout:
         """The embedded marketplace as last crawled (seed, day, size, faults, shifts), to serve it again."""
         return self.root / "marketplace.json"
 
+    @property
+    def rates_path(self) -> Path:
+        """The installation's exchange rates; when absent, the rates shipped in carprice/money/rates.csv."""
+        return self.root / "rates.csv"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -263,6 +272,16 @@ class Settings:
     crawl_timeout_s: int = 1800
     alert_hook: str = ""                         # "package.module:function" called with every alert
     reports_url: str = "http://127.0.0.1:3001/"  # where `carprice ui` serves the monitoring reports
+    # The currency of the market this installation prices: clean prices, models, metrics, valuations and pages are
+    # in it; each listing keeps the amount and currency its page stated (see carprice.money).
+    market_currency: str = "EUR"
+
+    def __post_init__(self):
+        code = self.market_currency.strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError(f"market currency must be an ISO 4217 code such as EUR or USD, "
+                             f"not {self.market_currency!r}")
+        object.__setattr__(self, "market_currency", code)
 
     @property
     def layout(self) -> DataLayout:
@@ -287,6 +306,14 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.layout.reports_dir
+
+    @property
+    def rates_path(self) -> Path:
+        return self.layout.rates_path
+
+    def money(self) -> Money:
+        """The market currency and the exchange rates into it (RatesError for a rate file that cannot be read)."""
+        return load_money(self.market_currency, self.rates_path)
 
     def to_env(self) -> dict[str, str]:
         """The environment variables from which load_settings reads these settings back (for child processes)."""

@@ -25,7 +25,7 @@ CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 DISTANCE_UNITS = ("km", "mi")
 # Settings carprice itself gives every crawl: a source may not change where or how its batch lands.
 RESERVED_SETTINGS = frozenset({"LANDING_DIR", "BATCH_ID", "ITEM_PIPELINES", "SPIDER_MODULES", "NEWSPIDER_MODULE",
-                               "BOT_NAME", "EUR_PER_UNIT"})
+                               "BOT_NAME"})
 
 HEADER = """\
 # The sites carprice crawls: one [sources.NAME] table each. NAME names the source's batches and partitions.

@@ -13,7 +13,7 @@ import functools
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -32,11 +32,12 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 def _schema() -> tuple[str, ...]:
     """Every stage's DDL, in the order data flows (a store's tables may refer to an earlier stage's)."""
     from carprice.ingest import store as ingest
+    from carprice.money import store as money
     from carprice.monitoring import store as monitoring
     from carprice.training import store as training
     from carprice.validation import store as validation
 
-    return (*ingest.DDL, *validation.DDL, *training.DDL, *monitoring.DDL)
+    return (*ingest.DDL, *money.DDL, *validation.DDL, *training.DDL, *monitoring.DDL)
 
 
 class Warehouse:
@@ -73,7 +74,10 @@ class Warehouse:
         try:
             if not read_only:
                 for ddl in _schema():
-                    con.execute(ddl)
+                    if isinstance(ddl, str):
+                        con.execute(ddl)
+                    else:  # a migration of a table an earlier version created
+                        ddl(con)
             yield con
         finally:
             con.close()
@@ -128,6 +132,20 @@ class Warehouse:
         shutil.copyfile(self.path, tmp)
         os.replace(tmp, target)
         return target
+
+
+def rename_columns(table: str, renames: Mapping[str, str]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """A schema step (a store's DDL may hold it) renaming ``table``'s columns that an earlier version named
+    ``old``; a table without them is left alone."""
+
+    def migrate(con: duckdb.DuckDBPyConnection) -> None:
+        present = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                             "WHERE table_name = ?", [table]).fetchall()}
+        for old, new in renames.items():
+            if old in present and new not in present:
+                con.execute(f'ALTER TABLE "{table}" RENAME COLUMN "{old}" TO "{new}"')
+
+    return migrate
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Mapping[str, object]], *,

@@ -78,7 +78,7 @@ def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.D
             model=car.spec.model, model_year=car.model_year, first_registration=car.first_registration.isoformat(),
             mileage_km=float(car.mileage_km), fuel=car.fuel, transmission=car.transmission, body=car.spec.body,
             power_kw=float(car.power_kw), color=car.color, doors=car.doors, condition=car.condition,
-            price_eur=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
+            market_price=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
             listed_at=listed, listed_at_stated=True, first_seen_at=f"{listed}T06:00:00+00:00"))
     return pd.DataFrame(rows)
 

@@ -51,9 +51,8 @@ class CarListing:
     power_kw: float | None = None
     doors: int | None = None
     condition: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    price_eur: float | None = None
+    price: float | None = None        # the amount the page states ...
+    currency: str | None = None       # ... in this currency (ISO code); the platform converts it
     seller_type: str | None = None
     listed_at: str | None = None
 

@@ -111,22 +111,26 @@ def detect_currency(currency: str | None, price_text: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def to_eur(amount: float | None, currency: str | None, rates: dict[str, float]) -> float | None:
-    """Amount in euros, using ``rates`` (euros per unit of currency); None for an unknown currency."""
-    if amount is None or currency is None or currency not in rates:
-        return None
-    return round(amount * rates[currency], 2)
+def currency_code(code: str | None) -> bool:
+    """Whether ``code`` is an ISO 4217 currency code (three capital letters); which ones have rates is the
+    platform's business (carprice.money), not the spider's."""
+    return bool(code) and re.fullmatch(r"[A-Z]{3}", code) is not None
 
 
-def mileage_km(value: str | None, unit: str | None) -> float | None:
-    """Odometer reading in kilometres from a value and a unit code or text (KMT, SMI, "miles")."""
+def mileage_km(value: str | None, unit: str | None, default_unit: str = "km") -> float | None:
+    """Odometer reading in kilometres from a value and a unit code or text (KMT, SMI, "miles").
+
+    ``default_unit`` ("km" or "mi") is the unit of a reading that states none (a US site's bare numbers).
+    """
     number = parse_number(value)
     if number is None:
         return None
     unit_text = f"{unit or ''} {value}".lower()
     if "smi" in unit_text or "mile" in unit_text or re.search(r"\bmi\b", unit_text):
         return round(number * KM_PER_MILE, 1)
-    return number
+    if "km" in unit_text or "kmt" in unit_text or "kilomet" in unit_text:
+        return number
+    return round(number * KM_PER_MILE, 1) if default_unit.lower() in ("mi", "mile", "miles", "smi") else number
 
 
 def power_kw(value: str | None, unit: str | None) -> float | None:

@@ -17,32 +17,38 @@ from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
 
 
-class _RatesPipeline:
-    """A pipeline that needs the exchange rates to euros (the EUR_PER_UNIT setting)."""
+class NormalizePipeline:
+    """Fill a listing's normalized fields from its raw ones: units, currency, names, dates.
 
-    def __init__(self, rates: dict[str, float]):
-        self.rates = rates
+    What a page leaves unsaid comes from the source: the spider's ``default_currency`` (a price without a currency
+    symbol or code) and ``distance_unit`` (an odometer reading without a unit, "km" or "mi").
+    """
+
+    def __init__(self, crawler=None):
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(rates=dict(crawler.settings.getdict("EUR_PER_UNIT")))
-
-
-class NormalizePipeline(_RatesPipeline):
-    """Fill a listing's normalized fields from its raw ones: units, currency, names, dates."""
+        return cls(crawler)
 
     def process_item(self, item):
         if not isinstance(item, CarListing):
             return item
-        return normalize_listing(item, self.rates)
+        spider = getattr(self.crawler, "spider", None)
+        return normalize_listing(item, getattr(spider, "default_currency", None),
+                                 getattr(spider, "distance_unit", None) or "km")
 
 
-def normalize_listing(item: CarListing, rates: dict[str, float]) -> CarListing:
-    """Return ``item`` with its normalized fields computed from the raw ones."""
+def normalize_listing(item: CarListing, default_currency: str | None = None, distance_unit: str = "km") -> CarListing:
+    """Return ``item`` with its normalized fields computed from the raw ones.
+
+    The price keeps the page's amount and currency (``default_currency`` when the page names none); converting it
+    to the market currency is the platform's job, with the rate of the listing's date (carprice.money).
+    """
     item.make = normalize.canonical_make(item.make_raw)
     item.model_year = normalize.model_year(item.model_year_raw) or normalize.model_year(item.first_registration_raw)
     item.first_registration = normalize.month_date(item.first_registration_raw)
-    item.mileage_km = normalize.mileage_km(item.mileage_raw, item.mileage_unit_raw)
+    item.mileage_km = normalize.mileage_km(item.mileage_raw, item.mileage_unit_raw, distance_unit)
     item.fuel = normalize.fuel(item.fuel_raw)
     item.transmission = normalize.transmission(item.transmission_raw)
     item.body = item.body_raw.strip().lower() if item.body_raw else None
@@ -50,20 +56,20 @@ def normalize_listing(item: CarListing, rates: dict[str, float]) -> CarListing:
     item.doors = normalize.integer(item.doors_raw)
     item.condition = normalize.condition(item.condition_raw)
     item.price = normalize.parse_number(item.price_raw)
-    item.currency = normalize.detect_currency(item.currency_raw, item.price_raw)
-    item.price_eur = normalize.to_eur(item.price, item.currency, rates)
+    item.currency = normalize.detect_currency(item.currency_raw, item.price_raw) or (
+        default_currency.strip().upper() if default_currency and default_currency.strip() else None)
     item.seller_type = normalize.seller_type(item.seller_type_raw)
     item.listed_at = normalize.month_date(item.listed_at_raw) or item.scraped_at[:10]
     return item
 
 
-class ValidatePipeline(_RatesPipeline):
+class ValidatePipeline:
     """Drop a listing that cannot be understood, with the reason (the landing pipeline records it)."""
 
     def process_item(self, item):
         if not isinstance(item, CarListing):
             return item
-        problem = listing_problem(item, self.rates)
+        problem = listing_problem(item)
         if problem:
             raise ListingDropped(problem)
         return item
@@ -101,7 +107,7 @@ def reject_detail(problem: Problem, record: str) -> str:
     return (f"{problem.detail}; {record}" if problem.detail else record)[:DETAIL_CHARS]
 
 
-def listing_problem(item: CarListing, rates: dict[str, float]) -> Problem | None:
+def listing_problem(item: CarListing) -> Problem | None:
     """Why a normalized listing is unusable (a reason category and the raw value), or None when it is usable."""
     if not item.make:
         return Problem("missing make")
@@ -113,8 +119,10 @@ def listing_problem(item: CarListing, rates: dict[str, float]) -> Problem | None
         return Problem("unreadable price", shown(item.price_raw))
     if item.currency is None:
         return Problem("price without currency", shown(item.price_raw))
-    if item.currency not in rates:
-        return Problem("unknown currency", shown(item.currency))
+    if not normalize.currency_code(item.currency):
+        # A currency with no exchange rate is kept: the platform excludes it with that reason, and a new rate
+        # brings it back; only text that cannot be a currency code is lost here.
+        return Problem("unreadable currency", shown(item.currency))
     if item.price < 0:
         return Problem("negative price", shown(item.price_raw))
     if item.mileage_raw is not None and item.mileage_km is None:

@@ -42,7 +42,4 @@ ITEM_PIPELINES = {
 # Where batches land; the platform passes its own with -s LANDING_DIR=...
 LANDING_DIR = "data/landing"
 
-# Euros per unit of each currency sellers quote; a price in any other currency is rejected.
-EUR_PER_UNIT = {"EUR": 1.0, "GBP": 1.1765, "CHF": 1.06, "USD": 0.92, "PLN": 0.23, "SEK": 0.087, "DKK": 0.134}
-
 FEED_EXPORT_ENCODING = "utf-8"

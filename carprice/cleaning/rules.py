@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-PRICE_RANGE_EUR = (300.0, 500_000.0)
+from carprice.money.rates import BASE, PLAUSIBLE_PRICE_EUR
+
+# Prices are in the installation's market currency (clean_observations is given it and its plausible range).
 MAX_MILEAGE_KM = 1_000_000.0
 MAX_POWER_KW = 1_200.0
 MIN_MODEL_YEAR = 1950
@@ -18,8 +20,8 @@ MIN_GROUP_FOR_RATIO = 5
 CLEAN_COLUMNS = [
     "listing_key", "url", "source", "batch_id", "first_seen_at", "last_seen_at", "is_current", "title", "description",
     "make", "model", "model_year", "first_registration", "mileage_km", "fuel", "transmission", "body",
-    "power_kw", "color", "doors", "condition", "price_eur", "currency", "seller_type", "region", "listed_at",
-    "listed_at_stated", "properties", "repost_of",
+    "power_kw", "color", "doors", "condition", "market_price", "price", "currency", "seller_type", "region",
+    "listed_at", "listed_at_stated", "properties", "repost_of",
 ]
 
 
@@ -51,18 +53,22 @@ def mark_current(listings: pd.DataFrame, latest_batch_by_source: dict[str, str])
     return listings["batch_id"].eq(latest)
 
 
-def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp) -> pd.Series:
-    """Why each row cannot be used for pricing (None when it can): missing keys, impossible values."""
+def exclusion_reasons(df: pd.DataFrame, today: pd.Timestamp, currency: str = BASE,
+                      price_range: tuple[float, float] = PLAUSIBLE_PRICE_EUR) -> pd.Series:
+    """Why each row cannot be used for pricing (None when it can): no price in the market currency (no exchange
+    rate on its date), missing keys, impossible values. ``price_range`` is the plausible range in ``currency``."""
     reasons = pd.Series(None, index=df.index, dtype="object")
 
     def flag(mask: pd.Series, reason: str | pd.Series) -> None:
         mask = mask.fillna(False) & reasons.isna()
         reasons[mask] = reason if isinstance(reason, str) else reason[mask]
 
-    price = df["price_eur"]
+    price = df["market_price"]
+    if "price_problem" in df:
+        flag(df["price_problem"].notna(), df["price_problem"])
     flag(price.isna(), "price missing or unreadable")
-    flag(price < PRICE_RANGE_EUR[0], "price below " + f"{PRICE_RANGE_EUR[0]:.0f} EUR")
-    flag(price > PRICE_RANGE_EUR[1], "price above " + f"{PRICE_RANGE_EUR[1]:.0f} EUR")
+    flag(price < price_range[0], "price below " + f"{price_range[0]:.0f} {currency}")
+    flag(price > price_range[1], "price above " + f"{price_range[1]:.0f} {currency}")
     flag(df["model_year"].isna(), "model year missing")
     flag(df["model_year"] > today.year + 1, "model year in the future")
     flag(df["model_year"] < MIN_MODEL_YEAR, f"model year before {MIN_MODEL_YEAR}")
@@ -81,9 +87,9 @@ def price_to_group_median(df: pd.DataFrame) -> pd.Series:
     make, model = df["make"].str.lower(), df["model"].str.lower()
     ratio = pd.Series(float("nan"), index=df.index)
     for keys in ([make, model, df["model_year"]], [make, model], [make]):
-        grouped = df["price_eur"].groupby(keys, dropna=False)
+        grouped = df["market_price"].groupby(keys, dropna=False)
         size = grouped.transform("size")
-        level = (df["price_eur"] / grouped.transform("median")).where(size >= MIN_GROUP_FOR_RATIO)
+        level = (df["market_price"] / grouped.transform("median")).where(size >= MIN_GROUP_FOR_RATIO)
         ratio = ratio.fillna(level)
     return ratio
 
@@ -114,9 +120,13 @@ def repost_of(df: pd.DataFrame) -> pd.Series:
     return keep_url.where(dup, None)
 
 
-def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str],
-                   today: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean listings and excluded listings (with ``reason``) from all raw observations."""
+def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str], today: pd.Timestamp,
+                       currency: str = BASE, price_range: tuple[float, float] = PLAUSIBLE_PRICE_EUR,
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean listings and excluded listings (with ``reason``) from all raw observations.
+
+    ``raw`` carries ``market_price`` (in ``currency``) and ``price_problem`` (carprice.money.store.priced_sql).
+    """
     if raw.empty:
         empty = pd.DataFrame(columns=CLEAN_COLUMNS)
         return empty, empty.assign(reason=pd.Series(dtype="object"))
@@ -127,8 +137,9 @@ def clean_observations(raw: pd.DataFrame, latest_batch_by_source: dict[str, str]
     latest["listed_at"] = pd.to_datetime(latest["listed_at"], errors="coerce")
     # Without a stated date a listing carries the day it was crawled: training must not take that for a listing date.
     latest["listed_at_stated"] = latest["listed_at_raw"].notna() & latest["listed_at"].notna()
+    problems = latest["price_problem"].reset_index(drop=True) if "price_problem" in latest else None
     latest = latest[[c for c in CLEAN_COLUMNS if c != "repost_of"]].reset_index(drop=True)
-    reasons = exclusion_reasons(latest, today)
+    reasons = exclusion_reasons(latest.assign(price_problem=problems), today, currency, price_range)
     # A repost is the same car under another URL: it stays a listing (valued, shown as a deal under its own
     # URL) and names the post kept for training, so each car is one training row, the newest.
     latest["repost_of"] = repost_of(latest.loc[reasons.isna()]).reindex(latest.index)

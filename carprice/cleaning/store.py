@@ -8,6 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 from carprice.cleaning.rules import ORIGIN_PATTERN
+from carprice.money.rates import Money
+from carprice.money.store import priced_sql, store_rates
 from carprice.validation.store import ADMITTED_SQL
 from carprice.warehouse import Warehouse
 
@@ -15,10 +17,15 @@ from carprice.warehouse import Warehouse
 LISTING_KEY_SQL = f"source || ':' || regexp_replace(url, '{ORIGIN_PATTERN}', '', 'i')"
 
 
-def admitted_raw_listings(wh: Warehouse) -> pd.DataFrame:
-    """Every raw row of every admitted batch: a quarantined batch never reaches cleaning."""
-    return wh.query(f"SELECT r.* FROM raw_listings r JOIN batch_status s USING (batch_id) "
-                    f"WHERE s.status IN {ADMITTED_SQL}")
+def admitted_raw_listings(wh: Warehouse, money: Money | None = None) -> pd.DataFrame:
+    """Every raw row of every admitted batch (a quarantined batch never reaches cleaning), priced in ``money``'s
+    market currency at the rates of its date: ``market_price``, or ``price_problem`` saying why there is none."""
+    money = money or Money.default()
+    with wh.transaction() as con:
+        store_rates(con, money)
+        admitted = (f"(SELECT r.* FROM raw_listings r JOIN batch_status s USING (batch_id) "
+                    f"WHERE s.status IN {ADMITTED_SQL})")
+        return con.execute(priced_sql(admitted, money.currency)).df()
 
 
 def latest_admitted_batches(wh: Warehouse) -> dict[str, str]:

@@ -174,7 +174,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         split = recorded_split(row.split, None if pd.isna(row.train_cutoff) else pd.Timestamp(row.train_cutoff),
                                row.n_train, row.n_holdout)
         print(f"{row.version}  {row.status:<10} batches={row.batches} n_train={row.n_train} "
-              f"MAE={row.evaluation_mae_eur} code={row.code_version}\n    {row.status_reason}"
+              f"MAE={row.evaluation_mae} code={row.code_version}\n    {row.status_reason}"
               + (f"\n    trained because: {row.trained_because}" if isinstance(row.trained_because, str) else "")
               + f"\n    split: {split.kind}: {split.summary()}")
     return 0

@@ -8,6 +8,7 @@ from carprice.cleaning.rules import clean_observations, reason_counts
 from carprice.defs.ingest import admitted_batch
 from carprice.defs.metadata import OWNERS, layer, table_metadata
 from carprice.defs.resources import WarehouseResource
+from carprice.money.rates import RatesError
 
 
 @dg.asset(
@@ -22,9 +23,14 @@ def clean_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     """Deduplicated listings of admitted batches; absurd values go to excluded_listings, reposts name their car's
     newest post."""
     wh = warehouse.get()
-    raw = store.admitted_raw_listings(wh)
+    try:
+        money = warehouse.money()
+    except RatesError as exc:
+        raise dg.Failure(str(exc)) from exc
+    raw = store.admitted_raw_listings(wh, money)
     clean, excluded = clean_observations(raw, store.latest_admitted_batches(wh),
-                                         today=pd.Timestamp.now(tz="UTC").tz_localize(None))
+                                         today=pd.Timestamp.now(tz="UTC").tz_localize(None),
+                                         currency=money.currency, price_range=money.price_range)
     store.write_clean(wh, clean, excluded)
     reasons = reason_counts(excluded)
     context.log.info("clean: %d, excluded: %d %s", len(clean), len(excluded), reasons)
@@ -33,6 +39,7 @@ def clean_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "raw_observations": len(raw),
         "admitted_batches": int(raw["batch_id"].nunique()) if len(raw) else 0,
         "current_listings": int(clean["is_current"].sum()) if len(clean) else 0,
+        "market_currency": money.currency,
         "excluded": len(excluded),
         # What repost detection takes out of training (the listings stay, valued under their own URLs).
         "reposts": int(clean["repost_of"].notna().sum()) if len(clean) else 0,

@@ -12,6 +12,7 @@ from carprice.defs.scraping import scraped_batch
 from carprice.defs.validation import RAW_LISTINGS_CHECKS, check_result
 from carprice.ingest.landing import BatchError, find_batch
 from carprice.ingest.store import RAW_COLUMNS, batch_market_days, ingest_batch, top_reject_reasons
+from carprice.money.rates import RatesError
 from carprice.monitoring.pages import write_pages
 from carprice.validation.admission import ADMITTED, one_line_reason, quarantine_alerts, validate_batch
 from carprice.validation.store import QUARANTINED, failed_checks, status_of
@@ -41,11 +42,12 @@ def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig,
     try:
         batch = find_batch(landing_zone.root, context.partition_key)
         cfg = dataclasses.replace(ValidationConfig(), **config.overrides)
-    except (BatchError, TypeError) as exc:
+        money = warehouse.money()
+    except (BatchError, TypeError, RatesError) as exc:
         raise dg.Failure(str(exc)) from exc
     wh = warehouse.get()
     counts = ingest_batch(wh, batch)
-    verdict = validate_batch(wh, batch, cfg)
+    verdict = validate_batch(wh, batch, cfg, money)
     if not verdict.admitted:
         alerts.send(wh, quarantine_alerts(verdict), context.log, context.run.run_id)
     # The reports index lists every verdict, quarantines included (monitoring never runs for those).

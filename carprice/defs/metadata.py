@@ -1,5 +1,6 @@
 """What every asset shows in the UI besides its own numbers: its owner, its layer, a table's shape, and numbers
-written the way a reader takes them in (whole euros, percentages, Markdown tables instead of JSON)."""
+written the way a reader takes them in (whole units of the market currency, percentages, Markdown tables instead
+of JSON)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def known(value: float | None) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
-def whole_euros(value: float) -> int:
-    """An amount of money as the UI shows it: whole euros."""
+def whole_amount(value: float) -> int:
+    """An amount of money as the UI shows it: whole units of the market currency (the metadata's ``currency``)."""
     return round(float(value))
 
 
@@ -54,9 +55,9 @@ def percent_text(fraction: float | None, digits: int = 1, signed: bool = False) 
     return f"{100 * float(fraction):{'+' if signed else ''}.{digits}f}%"
 
 
-def euros_text(value: float | None) -> str:
-    """An amount as text: "1,947 €", "n/a" when unknown."""
-    return f"{float(value):,.0f} €" if known(value) else "n/a"
+def money_text(value: float | None, currency: str) -> str:
+    """An amount as text with its currency: "1,947 EUR", "n/a" when unknown."""
+    return f"{float(value):,.0f} {currency}" if known(value) else "n/a"
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Iterable[int] = ()) -> str:

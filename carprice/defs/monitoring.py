@@ -9,18 +9,19 @@ from carprice.defs.ingest import admitted_batch
 from carprice.defs.metadata import (
     OWNERS,
     bullet_list,
-    euros_text,
     known,
     layer,
     markdown_table,
+    money_text,
     percent,
     percent_text,
-    whole_euros,
+    whole_amount,
 )
 from carprice.defs.partitions import batch_partitions
 from carprice.defs.resources import AlertsResource, ReportsResource, WarehouseResource
 from carprice.defs.valuation import listing_valuations
 from carprice.ingest.store import batch_market_days
+from carprice.money.rates import BASE
 from carprice.monitoring.batch import MONITORED, BatchMonitoring, MonitoringError, monitor_admitted_batch
 from carprice.monitoring.drift import MonitoringSummary
 from carprice.monitoring.pages import INDEX_PAGE, write_pages
@@ -46,26 +47,27 @@ def column_table(summary: MonitoringSummary) -> dg.TableMetadataValue:
         dg.TableColumn("threshold", "float"), dg.TableColumn("drifted", "string")]))
 
 
-def segment_table(segments: list[dict]) -> str:
+def segment_table(segments: list[dict], currency: str = BASE) -> str:
     """The champion's error on new listings by segment, worst first, as Markdown."""
     return markdown_table(["by", "segment", "new listings", "MAE", "MAPE", "vs its own MAPE"], (
-        [s["column"], s["segment"], s["n"], euros_text(s["mae_eur"]), percent_text(s["mape"]),
+        [s["column"], s["segment"], s["n"], money_text(s["mae"], currency), percent_text(s["mape"]),
          percent_text(s.get("vs_model"), 0, signed=True)] for s in segments), right=[2, 3, 4, 5]) if segments \
         else "no segment with enough new listings"
 
 
-def quality_line(summary: MonitoringSummary) -> str:
+def quality_line(summary: MonitoringSummary, currency: str = BASE) -> str:
     """The champion's error on new listings against its own evaluation, in one sentence."""
-    line = (f"MAPE {percent_text(summary.mape)}, MAE {euros_text(summary.mae_eur)} on {summary.n_fresh} listings "
+    line = (f"MAPE {percent_text(summary.mape)}, MAE {money_text(summary.mae, currency)} on {summary.n_fresh} listings "
             "new to the model")
     if known(summary.reference_mape):
         line += (f"; its own evaluation: MAPE {percent_text(summary.reference_mape)}, MAE "
-                 f"{euros_text(summary.reference_mae_eur)} (MAPE {percent_text(summary.decay, 0, signed=True)} "
+                 f"{money_text(summary.reference_mae, currency)} (MAPE {percent_text(summary.decay, 0, signed=True)} "
                  "relative)")
     return line
 
 
-def monitoring_metadata(outcome: BatchMonitoring, reports: ReportsResource, market_day: str = "unknown") -> dict:
+def monitoring_metadata(outcome: BatchMonitoring, reports: ReportsResource, market_day: str = "unknown",
+                        currency: str = BASE) -> dict:
     """What the UI shows of one batch's monitoring, rounded for reading (euros whole, errors and shares in %); the
     retraining sensor reads the trigger keys, the run summary reads the numbers back with ``summary_numbers``."""
     metadata = {"status": outcome.status if outcome.status == MONITORED else f"{outcome.status}: {outcome.note}",
@@ -89,23 +91,24 @@ def monitoring_metadata(outcome: BatchMonitoring, reports: ReportsResource, mark
     if summary.quality_report_path is not None:
         metadata["quality_report_url"] = dg.MetadataValue.url(reports.url_of(summary.quality_report_path))
     if known(summary.mape):
-        metadata["quality"] = quality_line(summary)
+        metadata["quality"] = quality_line(summary, currency)
         metadata["mape_pct"] = percent(summary.mape)
-    if known(summary.mae_eur):
-        metadata["mae_eur"] = whole_euros(summary.mae_eur)
+    if known(summary.mae):
+        metadata["mae"] = whole_amount(summary.mae)
+        metadata["currency"] = currency
     if known(summary.reference_mape):
         metadata["model_eval_mape_pct"] = percent(summary.reference_mape)
     if known(summary.decay):
         metadata["decay_pct"] = percent(summary.decay)
     if summary.segment_errors:
-        metadata["segment_errors"] = dg.MetadataValue.md(segment_table(summary.segment_errors))
+        metadata["segment_errors"] = dg.MetadataValue.md(segment_table(summary.segment_errors, currency))
     return metadata
 
 
 def summary_numbers(metadata: dict) -> dict:
     """The numbers of a batch_monitoring materialization (its metadata values) as plain fractions and lists:
     drift share, drifted and judged columns, prediction drift, MAPE, decay, the trigger reasons."""
-    out = {k: v for k, v in metadata.items() if k in ("status", "report_url", "quality_report_url", "mae_eur",
+    out = {k: v for k, v in metadata.items() if k in ("status", "report_url", "quality_report_url", "mae",
                                                        "prediction_drift_score", "n_fresh", "model_version")}
     out["trigger_reasons"] = trigger_reasons(metadata.get("trigger_reasons"))
     if metadata.get("drift_share_pct") is not None:
@@ -159,4 +162,5 @@ def batch_monitoring(context: dg.AssetExecutionContext, config: MonitoringRunCon
                          outcome.batch_id, summary.drifted_columns, summary.n_columns, summary.prediction_drift_score,
                          summary.n_fresh, f"{summary.mape:.1%}" if summary.mape is not None else "not judged")
     day = batch_market_days(wh).get(outcome.batch_id)
-    return dg.MaterializeResult(metadata=monitoring_metadata(outcome, reports, day.isoformat() if day else "unknown"))
+    return dg.MaterializeResult(metadata=monitoring_metadata(outcome, reports, day.isoformat() if day else "unknown",
+                                                            warehouse.market_currency))

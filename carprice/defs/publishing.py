@@ -8,18 +8,19 @@ from carprice.analysts import sql_command
 from carprice.config import MonitoringConfig
 from carprice.defs.metadata import (
     OWNERS,
-    euros_text,
     known,
     layer,
     markdown_table,
+    money_text,
     percent,
     percent_text,
-    whole_euros,
+    whole_amount,
 )
 from carprice.defs.monitoring import batch_monitoring
 from carprice.defs.resources import ReportsResource, WarehouseResource
 from carprice.defs.training import champion_model
 from carprice.defs.valuation import deals
+from carprice.money.rates import BASE
 from carprice.monitoring.pages import MODEL_PAGE, write_pages
 from carprice.training import overview
 from carprice.training.overview import ModelOverview, coverage_flag
@@ -43,25 +44,26 @@ def warehouse_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
     })
 
 
-def challengers_table(view: ModelOverview, limit: int = 15) -> str:
+def challengers_table(view: ModelOverview, limit: int = 15, currency: str = BASE) -> str:
     """Every model's judgement, newest first: promoted or rejected, why, and its MAE beside the champion's then."""
     rows = [[h["version"], str(h["trained_at"])[:16], h["trained_because"] or "", h["decision"],
-             euros_text(h.get("mae_eur")), euros_text(h.get("champion_mae_eur")), h["reason"]]
+             money_text(h.get("mae"), currency), money_text(h.get("champion_mae"), currency), h["reason"]]
             for h in view.history[:limit]]
     return markdown_table(["version", "trained", "because", "judgement", "its MAE", "champion's MAE then", "why"],
                           rows, right=[4, 5]) if rows else "no model trained yet"
 
 
-def overview_metadata(view: ModelOverview, coverage_tolerance: float) -> dict:
+def overview_metadata(view: ModelOverview, coverage_tolerance: float, currency: str = BASE) -> dict:
     """The current-model view as asset metadata: the champion's numbers in euros and percent first, the coverage
     check, when and why it was promoted, then the challengers' table and its registry entry, condensed."""
     champ = view.champion
     if champ is None:
-        return {"champion": "none yet", "challengers": dg.MetadataValue.md(challengers_table(view))}
+        return {"champion": "none yet", "challengers": dg.MetadataValue.md(challengers_table(view, currency=currency))}
     ev = champ["evaluation"]
     metadata = {"champion": champ["version"]}
-    if known(ev.get("mae_eur")):
-        metadata["mae_eur"] = whole_euros(ev["mae_eur"])
+    if known(ev.get("mae")):
+        metadata["mae"] = whole_amount(ev["mae"])
+        metadata["currency"] = currency
     for key in ("median_ape", "mape", "interval_coverage"):
         if known(ev.get(key)):
             metadata[f"{key}_pct"] = percent(ev[key])
@@ -75,7 +77,7 @@ def overview_metadata(view: ModelOverview, coverage_tolerance: float) -> dict:
         "promoted_at": str(champ["promoted_at"])[:19], "promoted_because": dg.MetadataValue.text(
             champ["promoted_because"] or ""),
         "trained_because": dg.MetadataValue.text(champ["trained_because"] or ""),
-        "challengers": dg.MetadataValue.md(challengers_table(view)),
+        "challengers": dg.MetadataValue.md(challengers_table(view, currency=currency)),
         "rejected_challengers": sum(h["decision"] == "rejected" for h in view.history),
         "train": f"{champ['n_train']} listings from {champ['train_batches']} batches",
         "artifact": dg.MetadataValue.path(str(champ["artifact"])), "sha256": champ["sha256"][:16],
@@ -98,5 +100,5 @@ def model_overview(warehouse: WarehouseResource, reports: ReportsResource) -> dg
     tolerance = MonitoringConfig().coverage_tolerance
     write_pages(wh, reports.root, tolerance)
     return dg.MaterializeResult(metadata={
-        **overview_metadata(overview.model_overview(wh), tolerance),
+        **overview_metadata(overview.model_overview(wh), tolerance, warehouse.market_currency),
         "page": dg.MetadataValue.url(reports.url_of(reports.root / MODEL_PAGE))})

@@ -14,6 +14,7 @@ from carprice.config import ENV_VARS, MARKET_URL, DataLayout, Settings, market_d
 from carprice.market.faults import faults_on_day, parse_fault_schedule
 from carprice.market.server import record_market, running_marketplace
 from carprice.market.shifts import parse_shifts
+from carprice.money.rates import Money, load_money
 from carprice.monitoring.alerts import Alert, dispatch_alerts, load_hook
 from carprice.scraping.crawl import CrawlResult, crawl_source
 from carprice.sources import SourcesError, load_sources
@@ -24,9 +25,14 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file of the installation in ``data_dir``, and the snapshot published for readers."""
 
     data_dir: str
+    market_currency: str = "EUR"
 
     def get(self) -> Warehouse:
         return Warehouse(DataLayout(Path(self.data_dir)).warehouse_path)
+
+    def money(self) -> Money:
+        """The installation's market currency and its exchange rates (its rate file, else the shipped one)."""
+        return load_money(self.market_currency, DataLayout(Path(self.data_dir)).rates_path)
 
     @property
     def snapshot_path(self) -> Path:
@@ -162,7 +168,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         day = settings.market_day
     data_dir = text("data_dir")
     return {
-        "warehouse": WarehouseResource(data_dir=data_dir),
+        "warehouse": WarehouseResource(data_dir=data_dir, market_currency=text("market_currency")),
         "landing_zone": LandingZoneResource(data_dir=data_dir),
         "model_store": ModelStoreResource(data_dir=data_dir),
         "scraper": ScraperResource(

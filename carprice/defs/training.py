@@ -8,17 +8,18 @@ from carprice.config import MonitoringConfig, PromotionConfig
 from carprice.defs.cleaning import clean_listings
 from carprice.defs.metadata import (
     OWNERS,
-    euros_text,
     key_value_table,
     known,
     layer,
     markdown_table,
+    money_text,
     percent,
     percent_text,
     table_metadata,
-    whole_euros,
+    whole_amount,
 )
 from carprice.defs.resources import ModelStoreResource, WarehouseResource
+from carprice.money.rates import BASE
 from carprice.monitoring.retraining import TRIGGER_REASON_TAG
 from carprice.training import modeling, store
 from carprice.training.challenger import train_challenger
@@ -119,7 +120,7 @@ def recipe_metadata(selection: dict | None) -> dict:
     """The recipe search as the UI shows it: the chosen parameters and a table of every trial."""
     if not selection:
         return {"recipe": "fixed (selection off)"}
-    rows = "\n".join(f"| {t['params']} | {t['validation_mae_eur']:,.0f} | {100 * t['validation_median_ape']:.1f}% "
+    rows = "\n".join(f"| {t['params']} | {t['validation_mae']:,.0f} | {100 * t['validation_median_ape']:.1f}% "
                      f"| {t['rounds']} |" for t in selection["trials"])
     chosen = {k: v for k, v in selection["chosen"].items() if k not in ("num_threads", "verbose", "seed")}
     header = "| recipe | validation MAE | median APE | rounds |\n|---|---|---|---|\n"
@@ -140,24 +141,25 @@ class PromotionRunConfig(dg.Config):
 SCORE_COLUMNS = ["model", "MAE", "median abs % error", "MAPE", "R²", "90% interval covers", "n"]
 
 
-def _score_row(name: str, overall: dict) -> list:
+def _score_row(name: str, overall: dict, currency: str) -> list:
     r2 = overall.get("r2")
-    return [name, euros_text(overall.get("mae_eur")), percent_text(overall.get("median_ape")),
+    return [name, money_text(overall.get("mae"), currency), percent_text(overall.get("median_ape")),
             percent_text(overall.get("mape")), f"{r2:.3f}" if known(r2) else "n/a",
             percent_text(overall.get("interval_coverage"), 0), overall.get("n", "")]
 
 
-def scores_table(scores: dict) -> str:
+def scores_table(scores: dict, currency: str = BASE) -> str:
     """The challenger, the champion and the baselines on the same evaluation rows, as Markdown."""
-    rows = [_score_row(name, scores[name]["overall"]) for name in ("challenger", "champion") if name in scores]
-    rows += [_score_row(f"baseline {name}", b["overall"]) for name, b in scores.get("baselines", {}).items()]
+    rows = [_score_row(name, scores[name]["overall"], currency) for name in ("challenger", "champion")
+            if name in scores]
+    rows += [_score_row(f"baseline {name}", b["overall"], currency) for name, b in scores.get("baselines", {}).items()]
     return markdown_table(SCORE_COLUMNS, rows, right=range(1, 7)) if rows else "not scored"
 
 
-def slices_table(scores: dict, metric: str = "median_ape", limit: int = 12) -> str:
+def slices_table(scores: dict, metric: str = "median_ape", limit: int = 12, currency: str = BASE) -> str:
     """The slices both models were scored on, the challenger's biggest changes first, as Markdown."""
     challenger, champion = scores.get("challenger", {}).get("slices", {}), scores.get("champion", {}).get("slices", {})
-    fmt = euros_text if metric == "mae_eur" else percent_text
+    fmt = (lambda v: money_text(v, currency)) if metric == "mae" else percent_text
     rows = []
     for name, stats in challenger.items():
         base = champion.get(name)
@@ -166,26 +168,28 @@ def slices_table(scores: dict, metric: str = "median_ape", limit: int = 12) -> s
             name, stats["n"], fmt(stats[metric]), fmt(base[metric]) if base else "n/a",
             percent_text(change, 0, signed=True)]))
     rows = [r for _, r in sorted(rows, key=lambda kv: -kv[0])[:limit]]
-    label = "MAE" if metric == "mae_eur" else "median abs % error"
+    label = "MAE" if metric == "mae" else "median abs % error"
     return markdown_table(["slice", "n", f"challenger {label}", f"champion {label}", "change"], rows,
                           right=[1, 2, 3, 4]) if rows else "no slices"
 
 
 def decision_metadata(result: PromotionResult, coverage_tolerance: float = MonitoringConfig.coverage_tolerance,
-                      main_metric: str = PromotionConfig.main_metric) -> dict:
+                      main_metric: str = PromotionConfig.main_metric, currency: str = BASE) -> dict:
     """The judgement as the UI shows it: who serves and why first, then the scores as tables (the slices condensed),
-    the serving model's numbers in euros and percent, and a flag when its interval covers far too few prices."""
+    the serving model's numbers in the market currency and percent, and a flag when its interval covers far too few
+    prices."""
     serving = result.scores.get("champion_after", {}).get("overall", {})
     metadata = {
         "promoted": result.promoted, "reason": dg.MetadataValue.text(result.reason),
         "champion": result.champion_after, "challenger": result.challenger, "n_eval": result.n_eval,
         "eval_from": str(result.eval_from.date()) if result.eval_from is not None else "not by listing date",
-        "scores": dg.MetadataValue.md(scores_table(result.scores)),
-        "slices": dg.MetadataValue.md(slices_table(result.scores, main_metric)),
+        "scores": dg.MetadataValue.md(scores_table(result.scores, currency)),
+        "slices": dg.MetadataValue.md(slices_table(result.scores, main_metric, currency=currency)),
         "retraining_requests_served": result.requests_answered,
+        "currency": currency,
     }
-    if known(serving.get("mae_eur")):
-        metadata["champion_mae_eur"] = whole_euros(serving["mae_eur"])
+    if known(serving.get("mae")):
+        metadata["champion_mae"] = whole_amount(serving["mae"])
     for key in ("median_ape", "mape", "interval_coverage"):
         if known(serving.get(key)):
             metadata[f"champion_{key}_pct"] = percent(serving[key])
@@ -196,9 +200,9 @@ def decision_metadata(result: PromotionResult, coverage_tolerance: float = Monit
         metadata["interval_coverage_check"] = flag or (f"ok: {percent_text(serving['interval_coverage'], 0)} "
                                                        f"covered, target {INTERVAL_COVERAGE:.0%}")
     for name, stats in result.scores.get("baselines", {}).items():
-        metadata[f"baseline_{name}_mae_eur"] = whole_euros(stats["overall"]["mae_eur"])
-    bare = result.scores.get("baselines", {}).get("bare_lightgbm", {}).get("overall", {}).get("mae_eur")
-    ours = result.scores.get("challenger", {}).get("overall", {}).get("mae_eur")
+        metadata[f"baseline_{name}_mae"] = whole_amount(stats["overall"]["mae"])
+    bare = result.scores.get("baselines", {}).get("bare_lightgbm", {}).get("overall", {}).get("mae")
+    ours = result.scores.get("challenger", {}).get("overall", {}).get("mae")
     if bare and ours:
         # Relative: negative means the challenger's error is that much below a bare LightGBM's.
         metadata["challenger_vs_bare_lightgbm_mae"] = f"{ours / bare - 1:+.1%}"
@@ -207,16 +211,16 @@ def decision_metadata(result: PromotionResult, coverage_tolerance: float = Monit
 
 def serving_scores(metadata: dict) -> dict:
     """The serving model's scores from a champion_model materialization (its metadata values) as plain numbers:
-    mae_eur, median_ape, r2 and interval_coverage (fractions) and n."""
+    mae, median_ape, r2 and interval_coverage (fractions) and n."""
     out = {"n": metadata.get("n_eval")}
-    if "champion_mae_eur" in metadata:
-        out["mae_eur"] = float(metadata["champion_mae_eur"])
+    if "champion_mae" in metadata:
+        out["mae"] = float(metadata["champion_mae"])
     if "champion_r2" in metadata:
         out["r2"] = float(metadata["champion_r2"])
     for key in ("median_ape", "mape", "interval_coverage"):
         if f"champion_{key}_pct" in metadata:
             out[key] = metadata[f"champion_{key}_pct"] / 100
-    return out if "mae_eur" in out else {}
+    return out if "mae" in out else {}
 
 
 @dg.asset(
@@ -232,9 +236,10 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionRunConfig
     """The serving model: the challenger replaces it only when better on the same fresh data and servable."""
     wh = warehouse.get()
     rule = PromotionConfig(**config.model_dump())
-    if rule.main_metric not in ("mae_eur", "median_ape"):
-        raise dg.Failure(f"main_metric must be mae_eur or median_ape, got {rule.main_metric!r}")
+    if rule.main_metric not in ("mae", "median_ape"):
+        raise dg.Failure(f"main_metric must be mae or median_ape, got {rule.main_metric!r}")
     result = judge_challenger(wh, store.read_features(wh), rule)
     context.log.info("%s %s: %s", result.challenger, "promoted" if result.promoted else "rejected", result.reason)
     # The serving model's registry entry (artifact, batches, parameters) is on model_overview.
-    return dg.MaterializeResult(metadata=decision_metadata(result, main_metric=rule.main_metric))
+    return dg.MaterializeResult(metadata=decision_metadata(result, main_metric=rule.main_metric,
+                                                           currency=warehouse.market_currency))

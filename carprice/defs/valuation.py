@@ -36,8 +36,8 @@ def listing_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     valuations = value_listings(model, store.current_features(wh), serving.version)
     store.write_valuations(wh, valuations)
     context.log.info("valued %d listings with %s", len(valuations), serving.version)
-    inside = ((valuations["asking_price_eur"] >= valuations["lower_price_eur"])
-              & (valuations["asking_price_eur"] <= valuations["upper_price_eur"]))
+    inside = ((valuations["asking_price"] >= valuations["lower_price"])
+              & (valuations["asking_price"] <= valuations["upper_price"]))
     return dg.MaterializeResult(metadata={
         **table_metadata(wh, "listing_valuations"),
         "model_version": serving.version,
@@ -61,6 +61,6 @@ def deals(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store.write_deals(wh, found)
     return dg.MaterializeResult(metadata={
         **table_metadata(wh, "deals"),
-        "total_expected_saving_eur": round(float(found["saving_eur"].sum()), 0) if len(found) else 0.0,
+        "total_expected_saving_eur": round(float(found["saving"].sum()), 0) if len(found) else 0.0,
         "top_deals": dg.MetadataValue.md(deals_table(found.head(10)) if len(found) else "no deals today"),
     })

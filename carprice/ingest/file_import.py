@@ -24,13 +24,12 @@ from scrapers import normalize
 from scrapers.batch_writer import BatchWriter, safe_name
 from scrapers.items import CarListing, Reject
 from scrapers.pipelines import listing_problem, normalize_listing, reject_detail
-from scrapers.settings import EUR_PER_UNIT
 
 # The raw fields a file column or a constant may fill; the normalized ones are computed from them.
 RAW_FIELDS = {f.name for f in dataclasses.fields(CarListing)} - {
     "source", "scraped_at", "page_format", "source_fields", "properties", "make", "model_year", "first_registration",
     "mileage_km", "fuel", "transmission", "body", "power_kw", "doors", "condition", "price", "currency",
-    "price_eur", "seller_type", "listed_at"}
+    "seller_type", "listed_at"}
 # A person names a field as the listing has it ("mileage") or as the spider's raw field ("mileage_raw").
 FIELD_NAMES = {f: f for f in RAW_FIELDS} | {f.removesuffix("_raw"): f for f in RAW_FIELDS}
 DEFAULT_MAP = {
@@ -109,14 +108,15 @@ def parse_constants(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def unit_constants(currency: str | None = None, mileage_unit: str | None = None, power_unit: str | None = None,
-                   rates: dict[str, float] = EUR_PER_UNIT) -> dict[str, str]:
+def unit_constants(currency: str | None = None, mileage_unit: str | None = None,
+                   power_unit: str | None = None) -> dict[str, str]:
     """The raw fields that state a file's currency and units; FileImportError for one the platform cannot read."""
     out: dict[str, str] = {}
     if currency is not None:
         code = currency.strip().upper()
-        if code not in rates:
-            raise FileImportError(f"unknown currency {currency!r}; known: {', '.join(sorted(rates))}")
+        if not normalize.currency_code(code):
+            # Which currencies have rates is the warehouse's business: a currency with none is excluded at cleaning.
+            raise FileImportError(f"unknown currency {currency!r}: give an ISO 4217 code such as EUR or USD")
         out["currency_raw"] = code
     for option, value, units, target in (("mileage unit", mileage_unit, MILEAGE_UNITS, "mileage_unit_raw"),
                                          ("power unit", power_unit, POWER_UNITS, "power_unit_raw")):
@@ -129,7 +129,7 @@ def unit_constants(currency: str | None = None, mileage_unit: str | None = None,
 
 
 def import_constants(pairs: list[str], currency: str | None = None, mileage_unit: str | None = None,
-                     power_unit: str | None = None, rates: dict[str, float] = EUR_PER_UNIT) -> dict[str, str]:
+                     power_unit: str | None = None) -> dict[str, str]:
     """``--set`` pairs and the unit options as one set of constants; a currency or unit is checked either way."""
     constants = parse_constants(pairs)
     units = {"currency_raw": currency, "mileage_unit_raw": mileage_unit, "power_unit_raw": power_unit}
@@ -139,8 +139,7 @@ def import_constants(pairs: list[str], currency: str | None = None, mileage_unit
             raise FileImportError(f"{shown_field(target)} is given twice: {given!r} with --set and {option!r} "
                                   f"with --{shown_field(target).replace('_', '-')}")
         units[target] = option if option is not None else given
-    return constants | unit_constants(units["currency_raw"], units["mileage_unit_raw"], units["power_unit_raw"],
-                                      rates)
+    return constants | unit_constants(units["currency_raw"], units["mileage_unit_raw"], units["power_unit_raw"])
 
 
 def template_columns(spec: str) -> list[str]:
@@ -235,14 +234,14 @@ def row_values(row: dict[str, object], plan: ImportPlan) -> dict[str, str | None
 
 
 def convert_rows(table: pd.DataFrame, plan: ImportPlan, source: str, origin: str, page_format: str,
-                 scraped_at: str, rates: dict[str, float] = EUR_PER_UNIT) -> Iterator[CarListing | Reject]:
+                 scraped_at: str) -> Iterator[CarListing | Reject]:
     """Each row as a normalized listing, or as a reject with its reason, in file order (nothing is written)."""
     for index, row in enumerate(table.to_dict("records")):
         values = row_values(row, plan)
         url = values.pop("url", None) or f"file://{origin}#row={index + 1}"
         item = normalize_listing(CarListing(url=url, source=source, scraped_at=scraped_at, page_format=page_format,
-                                            **values), rates)
-        problem = listing_problem(item, rates)
+                                            **values))
+        problem = listing_problem(item)
         if problem:
             yield Reject(url=url, source=source, scraped_at=scraped_at, reason=problem.reason,
                          detail=reject_detail(problem, str(row)))
@@ -296,12 +295,12 @@ def _read_and_plan(path: Path, column_map: dict[str, str] | None,
 
 
 def import_file(path: Path, landing_dir: Path, source: str, column_map: dict[str, str] | None = None,
-                constants: dict[str, str] | None = None, rates: dict[str, float] = EUR_PER_UNIT) -> Path:
+                constants: dict[str, str] | None = None) -> Path:
     """Land ``path`` as a batch of ``source``; returns the batch folder. Rows that fail the rules are rejects."""
     table, plan = _read_and_plan(path, column_map, constants)
     writer = BatchWriter(landing_dir, source)
     rows = convert_rows(table, plan, source, str(path.resolve()), f"file:{file_type(path)}",
-                        datetime.now(UTC).isoformat(), rates)
+                        datetime.now(UTC).isoformat())
     for item in rows:
         if isinstance(item, Reject):
             writer.add_reject(asdict(item))
@@ -360,13 +359,13 @@ def _cut(text: str, chars: int) -> str:
 
 
 def check_file(path: Path, source: str, column_map: dict[str, str] | None = None,
-               constants: dict[str, str] | None = None, rates: dict[str, float] = EUR_PER_UNIT) -> ImportCheck:
+               constants: dict[str, str] | None = None) -> ImportCheck:
     """What ``import_file`` would land from ``path``, computed without writing anything."""
     safe_name("source", source)
     table, plan = _read_and_plan(path, column_map, constants)
     check = ImportCheck(file_name=path.name, plan=plan, rows=len(table))
     for item in convert_rows(table, plan, source, str(path.resolve()), f"file:{file_type(path)}",
-                             datetime.now(UTC).isoformat(), rates):
+                             datetime.now(UTC).isoformat()):
         if isinstance(item, Reject):
             check.reasons[item.reason] += 1
             if len(check.first_rejects) < SHOWN_REJECTS:

@@ -41,6 +41,10 @@ RAW_COLUMNS = {"batch_id": "VARCHAR", "ingested_at": "TIMESTAMPTZ", **LISTING_CO
 # Listing columns added after warehouses and batch files existed without them: an existing raw_listings table gets
 # them on connect, and a batch file landed by an earlier spider may lack them (they read as null).
 ADDED_COLUMNS = ("properties",)
+# Columns earlier spiders wrote that the item no longer has: price_eur, a price converted at scrape time (prices are
+# now converted by the platform, carprice.money). A batch file landed with it is read without it; a warehouse
+# created then keeps the column in raw_listings, unfilled for new batches.
+RETIRED_COLUMNS = ("price_eur",)
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS batches (

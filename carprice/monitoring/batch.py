@@ -74,8 +74,8 @@ def monitor_admitted_batch(wh: Warehouse, batch_id: str, cfg: MonitoringConfig, 
     current = store.batch_listings(wh, batch_id, serving.train_batches)
     if current.empty:
         raise MonitoringError(f"batch {batch_id} has no clean listings to monitor")
-    reference["predicted_price_eur"] = model.predict_price(reference)
-    current["predicted_price_eur"] = model.predict_price(current)
+    reference["predicted_price"] = model.predict_price(reference)
+    current["predicted_price"] = model.predict_price(current)
     folder = reports_dir / batch_id
     summary = monitor_batch(reference, current, reference_quality=serving.metrics.get("evaluation", {}), cfg=cfg,
                             html_path=folder / "drift.html", quality_html_path=folder / "quality.html",

@@ -30,8 +30,8 @@ from carprice.monitoring.segments import segment_errors
 MONITORED_NUMERIC = ["model_year", "age_years", "mileage_km", "km_per_year", "power_kw"]
 MONITORED_CATEGORICAL = ["make", "fuel", "transmission", "body", "seller_type", "region", "condition"]
 MONITORED = MONITORED_NUMERIC + MONITORED_CATEGORICAL
-TARGET = "price_eur"
-PREDICTION = "predicted_price_eur"
+TARGET = "market_price"
+PREDICTION = "predicted_price"
 
 # Evidently's names of the distances it computes (see evidently.legacy.calculations.stattests).
 NUMERIC_METHOD = "wasserstein"      # Wasserstein distance normed by the reference's standard deviation
@@ -59,9 +59,9 @@ class MonitoringSummary:
     prediction_drift_score: float
     prediction_drifted: bool
     target_drift_score: float
-    mae_eur: float | None
+    mae: float | None
     mape: float | None
-    reference_mae_eur: float | None
+    reference_mae: float | None
     reference_mape: float | None
     decay: float | None
     n_fresh: int                              # rows quality was judged on: those new to the model, or all of current
@@ -90,9 +90,9 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
 
     Args:
         reference: The champion's drift reference (a sample of its training rows) with the monitored
-            columns, ``price_eur`` and ``predicted_price_eur``; other columns are ignored.
+            columns, ``market_price`` and ``predicted_price``; other columns are ignored.
         current: The accepted batch with the same columns, predicted by the champion.
-        reference_quality: The champion's own evaluation metrics, e.g. ``{"mae_eur": 1600.0, "mape": 0.11}``;
+        reference_quality: The champion's own evaluation metrics, e.g. ``{"mae": 1600.0, "mape": 0.11}``;
             missing keys mean decay is not judged.
         cfg: Thresholds for drift, prediction drift and decay.
         html_path: Where to write the self-contained HTML report (parent folders are created).
@@ -160,7 +160,8 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
         mae = _finite(_single(quality_metrics, "MAE")["value"]["mean"], "MAE")
         # Evidently reports MAPE in percent (while its std is a fraction); the warehouse keeps fractions.
         mape = _finite(_single(quality_metrics, "MAPE")["value"]["mean"], "MAPE") / 100.0
-    reference_mae = _known(reference_quality.get("mae_eur"))
+    # A champion registered before metrics followed the market currency named its error mae_eur.
+    reference_mae = _known(reference_quality.get("mae", reference_quality.get("mae_eur")))
     reference_mape = _known(reference_quality.get("mape"))
     decay = mape / reference_mape - 1.0 if mape is not None and reference_mape else None
 
@@ -169,7 +170,7 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
         drift_share=drifted / len(judged) if judged else 0.0, column_scores=column_scores,
         prediction_drift_score=prediction_score,
         prediction_drifted=prediction_score >= cfg.prediction_drift_threshold,
-        target_drift_score=target_score, mae_eur=mae, mape=mape, reference_mae_eur=reference_mae,
+        target_drift_score=target_score, mae=mae, mape=mape, reference_mae=reference_mae,
         reference_mape=reference_mape, decay=decay, n_fresh=len(quality_frame), triggers=[], report_path=None)
     summary.triggers = retraining_triggers(summary, cfg)
     if judge_quality:
@@ -215,8 +216,8 @@ def retraining_triggers(summary: MonitoringSummary, cfg: MonitoringConfig) -> li
             and summary.mape > summary.reference_mape * (1 + cfg.decay_margin)):
         above = summary.mape / summary.reference_mape - 1
         mae = ""
-        if summary.mae_eur is not None and summary.reference_mae_eur is not None:
-            mae = f"; MAE {summary.mae_eur:,.0f} € vs {summary.reference_mae_eur:,.0f} €"
+        if summary.mae is not None and summary.reference_mae is not None:
+            mae = f"; MAE {summary.mae:,.0f} € vs {summary.reference_mae:,.0f} €"
         triggers.append(Trigger("decay", (
             f"champion MAPE on {summary.n_fresh} fresh listings is {summary.mape:.1%}, {above:.0%} above its "
             f"evaluation MAPE of {summary.reference_mape:.1%} (allowed margin {cfg.decay_margin:.0%}, "

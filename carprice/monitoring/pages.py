@@ -69,7 +69,7 @@ def segments_table(segments: list[dict]) -> str:
         return '<p class="muted">No segment has enough new listings to be judged.</p>'
     rows = "".join(
         f'<tr><td>{escape(s["column"])}</td><td>{escape(s["segment"])}</td><td class="n">{s["n"]}</td>'
-        f'<td class="n">{_eur(s["mae_eur"])}</td><td class="n">{_pct(s["mape"])}</td>'
+        f'<td class="n">{_eur(s["mae"])}</td><td class="n">{_pct(s["mape"])}</td>'
         f'<td class="n{" bad" if (s.get("vs_model") or 0) > 0.2 else ""}">{_pct(s.get("vs_model"), 0, True)}</td></tr>'
         for s in segments)
     return ("<table><tr><th>by</th><th>segment</th><th>new listings</th><th>MAE</th><th>MAPE</th>"
@@ -81,10 +81,10 @@ def quality_preamble(summary) -> str:
     against its own evaluation, and by segment (``summary``: a monitoring.drift.MonitoringSummary)."""
     vs = ""
     if summary.reference_mape is not None and summary.mape is not None:
-        vs = (f" — its own evaluation gave MAPE {_pct(summary.reference_mape)}, MAE {_eur(summary.reference_mae_eur)}"
+        vs = (f" — its own evaluation gave MAPE {_pct(summary.reference_mape)}, MAE {_eur(summary.reference_mae)}"
               f"; on new listings it is {_pct(summary.decay, 0, True)} relative to that")
     return ('<section style="font-family:system-ui,sans-serif;margin:1rem 1.5rem;max-width:1100px">'
-            f"<p><b>The champion on {summary.n_fresh} listings it never saw:</b> MAE {_eur(summary.mae_eur)}, "
+            f"<p><b>The champion on {summary.n_fresh} listings it never saw:</b> MAE {_eur(summary.mae)}, "
             f"MAPE {_pct(summary.mape)}{vs}.</p><h3>Error by segment</h3>"
             f"{segments_table(summary.segment_errors)}</section>"
             .replace("<table>", '<table style="border-collapse:collapse">'))
@@ -192,7 +192,7 @@ def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
         ev = champ["evaluation"]
         flag = coverage_flag(ev.get("interval_coverage"), view.coverage_target, coverage_tolerance)
         coverage_class = "bad" if flag else "ok"
-        cards = [("MAE", _eur(ev.get("mae_eur"))), ("median abs % error", _pct(ev.get("median_ape"))),
+        cards = [("MAE", _eur(ev.get("mae"))), ("median abs % error", _pct(ev.get("median_ape"))),
                  ("MAPE", _pct(ev.get("mape"))), ("R²", f'{ev["r2"]:.3f}' if ev.get("r2") is not None else "–"),
                  (f"{view.coverage_target:.0%} interval covers",
                   f'<span class="{coverage_class}">{_pct(ev.get("interval_coverage"), 0)}</span>'),
@@ -208,7 +208,7 @@ def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
                   f'{escape(champ["code_version"])}</p>')
         if view.recent_monitoring:
             rows = "".join(f'<tr><td>{escape(m["batch_id"])}</td><td class="n">{_count(m["n_fresh"])}</td>'
-                           f'<td class="n">{_eur(m["mae_eur"])}</td><td class="n">{_pct(m["mape"])}</td>'
+                           f'<td class="n">{_eur(m["mae"])}</td><td class="n">{_pct(m["mape"])}</td>'
                            f'<td class="n">{_pct(m["decay"], 0, True)}</td></tr>' for m in view.recent_monitoring)
             body += ("<h3>Since then, on listings new to it</h3><table><tr><th>batch</th><th>new listings</th>"
                      f"<th>MAE</th><th>MAPE</th><th>decay</th></tr>{rows}</table>")
@@ -216,8 +216,8 @@ def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
         f'<tr><td>{escape(h["version"])}</td><td>{escape(str(h["trained_at"])[:16])}</td>'
         f'<td>{escape(h["trained_because"] or "")}</td>'
         f'<td class="{"ok" if h["decision"] == "promoted" else "bad" if h["decision"] == "rejected" else ""}">'
-        f'{escape(h["decision"])}</td><td class="n">{_eur(h.get("mae_eur"))}</td>'
-        f'<td class="n">{_eur(h.get("champion_mae_eur"))}</td><td>{escape(h["reason"])}</td>'
+        f'{escape(h["decision"])}</td><td class="n">{_eur(h.get("mae"))}</td>'
+        f'<td class="n">{_eur(h.get("champion_mae"))}</td><td>{escape(h["reason"])}</td>'
         f'<td>{escape(h["status"])}</td></tr>' for h in view.history)
     body += ("<h2>Challengers</h2><table><tr><th>version</th><th>trained</th><th>trained because</th><th>judgement</th>"
              "<th>its MAE</th><th>champion's MAE then</th><th>why</th><th>status now</th></tr>"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-TARGET, PREDICTION = "price_eur", "predicted_price_eur"
+TARGET, PREDICTION = "market_price", "predicted_price"
 
 
 def segment_errors(frame: pd.DataFrame, columns: Sequence[str], min_rows: int,
@@ -15,13 +15,13 @@ def segment_errors(frame: pd.DataFrame, columns: Sequence[str], min_rows: int,
     """MAE and MAPE of the predictions in each segment of ``columns`` with at least ``min_rows`` priced rows.
 
     Args:
-        frame: Rows with ``price_eur`` (the asking price, the label), ``predicted_price_eur`` and the segment columns.
+        frame: Rows with ``market_price`` (the asking price, the label), ``predicted_price`` and the segment columns.
         columns: Segment columns, e.g. ``("body", "make")``; a missing column is skipped.
         min_rows: Smaller segments are left out (their error is noise).
         reference_mape: The model's own evaluation MAPE; each segment's ``vs_model`` is its MAPE relative to it.
 
     Returns:
-        One dict per segment (``column``, ``segment``, ``n``, ``mae_eur``, ``mape``, ``vs_model``), worst MAPE first.
+        One dict per segment (``column``, ``segment``, ``n``, ``mae``, ``mape``, ``vs_model``), worst MAPE first.
     """
     priced = frame[frame[TARGET].notna() & frame[PREDICTION].notna() & (frame[TARGET] > 0)]
     abs_err = (priced[PREDICTION] - priced[TARGET]).abs()
@@ -36,7 +36,7 @@ def segment_errors(frame: pd.DataFrame, columns: Sequence[str], min_rows: int,
                 continue
             mape = float(ape.loc[index].mean())
             out.append({"column": column, "segment": str(segment), "n": len(index),
-                        "mae_eur": float(abs_err.loc[index].mean()), "mape": mape,
+                        "mae": float(abs_err.loc[index].mean()), "mape": mape,
                         "vs_model": mape / reference_mape - 1 if reference_mape else None})
     return sorted(out, key=lambda s: (-s["mape"], s["column"], s["segment"]))
 

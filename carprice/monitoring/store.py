@@ -14,17 +14,19 @@ from datetime import datetime
 import pandas as pd
 
 from carprice.cleaning.store import LISTING_KEY_SQL
-from carprice.warehouse import Warehouse, insert
+from carprice.warehouse import Warehouse, insert, rename_columns
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS monitoring_reports (
         batch_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, monitored_at TIMESTAMPTZ NOT NULL,
         n_reference BIGINT, n_current BIGINT, drifted_columns BIGINT, n_columns BIGINT, drift_share DOUBLE,
         column_scores JSON, prediction_drift_score DOUBLE, prediction_drifted BOOLEAN, target_drift_score DOUBLE,
-        mae_eur DOUBLE, mape DOUBLE, reference_mae_eur DOUBLE, reference_mape DOUBLE, decay DOUBLE,
+        mae DOUBLE, mape DOUBLE, reference_mae DOUBLE, reference_mape DOUBLE, decay DOUBLE,
         triggers JSON, report_path VARCHAR, n_fresh BIGINT, quality_report_path VARCHAR, segment_errors JSON)""",
     # Warehouses created before monitoring broke the error down by segment.
     "ALTER TABLE monitoring_reports ADD COLUMN IF NOT EXISTS segment_errors JSON",
+    # Warehouses created when every installation priced in euros named the errors after them.
+    rename_columns("monitoring_reports", {"mae_eur": "mae", "reference_mae_eur": "reference_mae"}),
     """CREATE TABLE IF NOT EXISTS retraining_requests (
         requested_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, reason VARCHAR NOT NULL, batch_id VARCHAR,
         model_version VARCHAR, served_by VARCHAR, served_at TIMESTAMPTZ)""",
@@ -111,7 +113,7 @@ def batch_overview(wh: Warehouse) -> pd.DataFrame:
                         QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY monitored_at DESC) = 1)
         SELECT s.batch_id, b.source, s.status, s.reason, s.decided_at, s.decided_by, b.listings,
                m.model_version, m.drifted_columns, m.n_columns, m.drift_share, m.prediction_drift_score,
-               m.mae_eur, m.mape, m.reference_mape, m.decay, m.n_fresh, m.triggers, m.report_path,
+               m.mae, m.mape, m.reference_mape, m.decay, m.n_fresh, m.triggers, m.report_path,
                m.quality_report_path, m.segment_errors
         FROM batch_status s LEFT JOIN batches b USING (batch_id) LEFT JOIN latest m USING (batch_id)
         ORDER BY s.decided_at DESC""")

@@ -152,7 +152,7 @@ class DayReport:
                           f"{self.promotion_reason}"]
                 if self.metrics:
                     mm = self.metrics
-                    lines += [f"  on fresh data    MAE {mm['mae_eur']:,.0f} EUR | median abs % error "
+                    lines += [f"  on fresh data    MAE {mm['mae']:,.0f} EUR | median abs % error "
                               f"{100 * mm['median_ape']:.1f}% | R² {mm['r2']:.3f} | 90% interval coverage "
                               f"{100 * mm.get('interval_coverage', float('nan')):.0f}% | n={mm['n']}"]
                 lines += [f"  baseline         {name}: MAE {mae:,.0f} EUR" for name, mae in self.baselines.items()]
@@ -255,7 +255,7 @@ def report_training(report: DayReport, run: LaunchedRun) -> None:
     report.challenger, report.trained_because = model["version"], model["trained_because"]
     report.promoted, report.promotion_reason = decision["promoted"], decision["reason"]
     report.metrics = serving_scores(decision)
-    report.baselines = {k.removeprefix("baseline_").removesuffix("_mae_eur"): v for k, v in decision.items()
+    report.baselines = {k.removeprefix("baseline_").removesuffix("_mae"): v for k, v in decision.items()
                         if k.startswith("baseline_")}
 
 

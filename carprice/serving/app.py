@@ -273,9 +273,9 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
                                            max_price=max_price, region=region, min_rating=min_rating, limit=limit,
                                            offset=offset)
         rows = [{"url": r.url, "title": r.title, "make": r.make, "model": r.model, "model_year": r.model_year,
-                 "mileage_km": r.mileage_km, "region": r.region, "asking_price_eur": r.asking_price_eur,
-                 "predicted_price_eur": r.predicted_price_eur,
-                 "interval_90_eur": [r.lower_price_eur, r.upper_price_eur], "saving_eur": r.saving_eur,
+                 "mileage_km": r.mileage_km, "region": r.region, "asking_price": r.asking_price,
+                 "predicted_price": r.predicted_price,
+                 "interval_90": [r.lower_price, r.upper_price], "saving": r.saving,
                  "rating": r.rating, "valued_by": r.model_version} for r in page.itertuples()]
         rows = [{k: None if not isinstance(v, str | list) and pd.isna(v) else v for k, v in row.items()}
                 for row in rows]
@@ -295,9 +295,10 @@ def create_app(settings: Settings, config: ServingConfig | None = None, holder: 
 
     @app.get(f"{API}/healthz", tags=["health"])
     def healthz() -> dict:
-        """The process answers (whether or not a model is loaded)."""
+        """The process answers (whether or not a model is loaded), and the currency its prices are in."""
         served = holder.served
-        return {"status": "ok", "model_version": served.version if served else None}
+        return {"status": "ok", "model_version": served.version if served else None,
+                "currency": settings.market_currency}
 
     @app.get(f"{API}/readyz", tags=["health"], responses={503: {"description": "no champion loaded yet"}})
     def readyz() -> JSONResponse:

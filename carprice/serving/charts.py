@@ -73,8 +73,9 @@ def chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str, x_lab
     return "".join(parts)
 
 
-def price_range(lower: float, predicted: float, upper: float, asking: float | None) -> str:
-    """A bar over the 90% interval with the typical price and, when given, the asking price marked."""
+def price_range(lower: float, predicted: float, upper: float, asking: float | None, currency: str = "EUR") -> str:
+    """A bar over the 90% interval with the typical price and, when given, the asking price marked (in
+    ``currency``)."""
     lo = min(lower, asking or lower) * 0.9
     hi = max(upper, asking or upper) * 1.1
     w, pad = 600, 20
@@ -86,12 +87,13 @@ def price_range(lower: float, predicted: float, upper: float, asking: float | No
              f'aria-label="price range">',
              f'<rect x="{sx(lower):.1f}" y="30" width="{sx(upper) - sx(lower):.1f}" height="18" rx="9" '
              f'class="interval"/>',
-             f'<text x="{sx(lower):.1f}" y="66" text-anchor="middle" class="tick">€{lower:,.0f}</text>',
-             f'<text x="{sx(upper):.1f}" y="66" text-anchor="middle" class="tick">€{upper:,.0f}</text>',
+             f'<text x="{sx(lower):.1f}" y="66" text-anchor="middle" class="tick">{lower:,.0f} {currency}</text>',
+             f'<text x="{sx(upper):.1f}" y="66" text-anchor="middle" class="tick">{upper:,.0f} {currency}</text>',
              f'<line x1="{sx(predicted):.1f}" y1="24" x2="{sx(predicted):.1f}" y2="54" class="typical"/>',
-             f'<text x="{sx(predicted):.1f}" y="18" text-anchor="middle" class="tick">typical €{predicted:,.0f}</text>']
+             f'<text x="{sx(predicted):.1f}" y="18" text-anchor="middle" class="tick">'
+             f'typical {predicted:,.0f} {currency}</text>']
     if asking is not None:
         parts += [f'<polygon points="{sx(asking) - 7:.1f},86 {sx(asking) + 7:.1f},86 {sx(asking):.1f},72" '
                   f'class="asking"/>',
-                  f'<text x="{sx(asking) + 10:.1f}" y="86" class="tick">asking €{asking:,.0f}</text>']
+                  f'<text x="{sx(asking) + 10:.1f}" y="86" class="tick">asking {asking:,.0f} {currency}</text>']
     return "".join(parts) + "</svg>"

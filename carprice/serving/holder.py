@@ -99,7 +99,7 @@ def _load(wh: Warehouse, config: ServingConfig, current: Served | None, publishe
                     comparables=Comparables(store.current_valued_listings(wh)), as_of=as_of,
                     snapshot_published_at=published)
     # Warm the whole valuation path (features, explanation, rating) once before the first request needs it.
-    value_cars(model, knowledge, sample.rename(columns={"price_eur": "asking_price_eur"}), as_of)
+    value_cars(model, knowledge, sample.rename(columns={"market_price": "asking_price"}), as_of)
     return served
 
 

@@ -55,6 +55,8 @@ def add_pages(app: FastAPI, settings: Settings, config: ServingConfig, holder: M
     """Register the pages and their static files on ``app``."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["shown"] = shown
+    # Prices are in the installation's market currency: pages name it, never assume the euro.
+    templates.env.globals["currency"] = settings.market_currency
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def page(request: Request, name: str, **context) -> HTMLResponse:
@@ -90,8 +92,8 @@ def add_pages(app: FastAPI, settings: Settings, config: ServingConfig, holder: M
             served, valuation = await asyncio.wrap_future(batcher.submit(car.model_dump()))
         except NoChampion as exc:
             return page(request, "index.html", **{**context, "errors": [{"field": "model", "message": str(exc)}]})
-        svg = price_range(valuation["interval_90_eur"][0], valuation["predicted_price_eur"],
-                          valuation["interval_90_eur"][1], valuation["asking_price_eur"])
+        svg = price_range(valuation["interval_90"][0], valuation["predicted_price"],
+                          valuation["interval_90"][1], valuation["asking_price"], settings.market_currency)
         return page(request, "index.html", **{**context, "valuation": valuation, "range_svg": svg})
 
     @app.get("/deals", response_class=HTMLResponse, include_in_schema=False)
@@ -135,11 +137,12 @@ def add_pages(app: FastAPI, settings: Settings, config: ServingConfig, holder: M
         points = store.price_against_age(wh, CHART_SERIES)
         curves = store.depreciation(wh, CHART_SERIES)
         errors = store.error_on_new_listings(wh)
-        price_age = chart({str(s): list(zip(g["age_years"], g["price_eur"])) for s, g in points.groupby("segment")},
-                          title="asking price against age", x_label="age (years)", y_label="asking price (€)")
-        depreciation = chart({str(c): list(zip(g["age"], g["median_price_eur"])) for c, g in curves.groupby("car")},
-                             title="depreciation", x_label="age (whole years)", y_label="median asking price (€)",
-                             lines=True)
+        currency = settings.market_currency
+        price_age = chart({str(s): list(zip(g["age_years"], g["market_price"])) for s, g in points.groupby("segment")},
+                          title="asking price against age", x_label="age (years)", y_label=f"asking price ({currency})")
+        depreciation = chart({str(c): list(zip(g["age"], g["median_price"])) for c, g in curves.groupby("car")},
+                             title="depreciation", x_label="age (whole years)",
+                             y_label=f"median asking price ({currency})", lines=True)
         first = errors["monitored_at"].min() if len(errors) else None
         error = chart({str(v)[:20]: [((t - first).total_seconds() / 86400, m) for t, m in
                                      zip(g["monitored_at"], g["mape"])] for v, g in errors.groupby("model_version")},

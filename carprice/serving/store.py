@@ -84,12 +84,12 @@ def current_valued_listings(wh: Warehouse) -> pd.DataFrame:
     if not has_table(wh, "listing_valuations"):
         return pd.DataFrame(columns=["url", "title", "make_key", "model_key", "model_year", "mileage_km",
                                      "power_kw", "fuel", "transmission", "region", "seller_type",
-                                     "asking_price_eur", "predicted_price_eur", "lower_price_eur",
-                                     "upper_price_eur", "model_version", "first_seen_at"])
+                                     "asking_price", "predicted_price", "lower_price",
+                                     "upper_price", "model_version", "first_seen_at"])
     return wh.query("""SELECT c.url, c.title, lower(trim(c.make)) AS make_key, lower(trim(c.model)) AS model_key,
                               c.model_year, c.mileage_km, c.power_kw, c.fuel, c.transmission, c.region,
-                              c.seller_type, v.asking_price_eur, v.predicted_price_eur, v.lower_price_eur,
-                              v.upper_price_eur, v.model_version, c.first_seen_at
+                              c.seller_type, v.asking_price, v.predicted_price, v.lower_price,
+                              v.upper_price, v.model_version, c.first_seen_at
                        FROM clean_listings c JOIN listing_valuations v USING (url)
                        WHERE c.is_current AND c.repost_of IS NULL ORDER BY c.url""")
 
@@ -113,7 +113,7 @@ def rated_listings(wh: Warehouse, *, make: str | None = None, model: str | None 
         return pd.DataFrame(), 0
     filters, params = ["c.is_current", "c.repost_of IS NULL"], []
     for sql, value in (("lower(trim(c.make)) = lower(trim(?))", make), ("lower(trim(c.model)) = lower(trim(?))", model),
-                       ("v.asking_price_eur <= ?", max_price), ("lower(trim(c.region)) = lower(trim(?))", region)):
+                       ("v.asking_price <= ?", max_price), ("lower(trim(c.region)) = lower(trim(?))", region)):
         if value is not None:
             filters.append(sql)
             params.append(value)
@@ -121,27 +121,27 @@ def rated_listings(wh: Warehouse, *, make: str | None = None, model: str | None 
     rated = f"""
         WITH rated AS (
             SELECT c.url, c.title, c.make, c.model, c.model_year, c.mileage_km, c.power_kw, c.fuel, c.region,
-                   c.seller_type, v.asking_price_eur, v.predicted_price_eur, v.lower_price_eur, v.upper_price_eur,
-                   v.saving_eur, v.model_version,
-                   {rating_sql("v.asking_price_eur", "v.lower_price_eur", "v.predicted_price_eur",
-                               "v.upper_price_eur")} AS rating
+                   c.seller_type, v.asking_price, v.predicted_price, v.lower_price, v.upper_price,
+                   v.saving, v.model_version,
+                   {rating_sql("v.asking_price", "v.lower_price", "v.predicted_price",
+                               "v.upper_price")} AS rating
             FROM clean_listings c JOIN listing_valuations v USING (url)
             WHERE {" AND ".join(filters)})
         SELECT * FROM rated WHERE list_position(?, rating) <= ?"""
     params += [list(RATINGS), rank + 1]
     with wh.connect() as con:
         total = con.execute(f"SELECT count(*) FROM ({rated})", params).fetchone()[0]
-        page = con.execute(f"{rated} ORDER BY saving_eur DESC, url LIMIT ? OFFSET ?", [*params, limit, offset]).df()
+        page = con.execute(f"{rated} ORDER BY saving DESC, url LIMIT ? OFFSET ?", [*params, limit, offset]).df()
     return page, int(total)
 
 
 def price_against_age(wh: Warehouse, segments: int = 5, rows: int = 2000) -> pd.DataFrame:
     """Current listings' age and asking price in the most common body types (a sample of ``rows``)."""
     if not has_table(wh, "listing_features"):
-        return pd.DataFrame(columns=["segment", "age_years", "price_eur"])
+        return pd.DataFrame(columns=["segment", "age_years", "market_price"])
     # The sample size is the caller's integer (DuckDB takes only a constant there), never a client's text.
     return wh.query(f"""
-        WITH current AS (SELECT f.body AS segment, f.age_years, f.price_eur
+        WITH current AS (SELECT f.body AS segment, f.age_years, f.market_price
                          FROM listing_features f JOIN clean_listings c USING (url)
                          WHERE c.is_current AND f.body IS NOT NULL AND f.age_years IS NOT NULL),
              top AS (SELECT segment FROM current GROUP BY segment ORDER BY count(*) DESC LIMIT ?)
@@ -152,11 +152,11 @@ def price_against_age(wh: Warehouse, segments: int = 5, rows: int = 2000) -> pd.
 def depreciation(wh: Warehouse, models: int = 5, min_listings: int = 3) -> pd.DataFrame:
     """Median asking price by whole year of age of the most listed makes and models (every listing seen)."""
     if not has_table(wh, "listing_features"):
-        return pd.DataFrame(columns=["car", "age", "median_price_eur"])
+        return pd.DataFrame(columns=["car", "age", "median_price"])
     return wh.query("""
         WITH top AS (SELECT make, model FROM listing_features GROUP BY ALL ORDER BY count(*) DESC, make, model
                      LIMIT ?)
-        SELECT f.make || ' ' || f.model AS car, floor(f.age_years) AS age, median(f.price_eur) AS median_price_eur
+        SELECT f.make || ' ' || f.model AS car, floor(f.age_years) AS age, median(f.market_price) AS median_price
         FROM listing_features f JOIN top USING (make, model) WHERE f.age_years IS NOT NULL
         GROUP BY ALL HAVING count(*) >= ? ORDER BY car, age""", [models, min_listings])
 

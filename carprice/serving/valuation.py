@@ -96,13 +96,13 @@ def unknown_names(cars: Mapping[str, Sequence], knowledge: Knowledge) -> list[Un
 
 def request_features(cars: Mapping[str, Sequence], as_of: pd.Timestamp) -> dict[str, np.ndarray]:
     """The training's features of described cars (``feature_columns``) listed on ``as_of`` (the data's date), and
-    their asking prices as ``price_eur``. ``cars`` maps CAR_FIELDS and ``asking_price_eur`` to columns (a field a
+    their asking prices as ``market_price``. ``cars`` maps CAR_FIELDS and ``asking_price`` to columns (a field a
     client left out may be absent)."""
     n = len(cars["make"])
     listed = np.full(n, np.datetime64(pd.Timestamp(as_of).tz_localize(None).normalize().to_datetime64(), "ns"))
     fields = {c: cars[c] if c in cars else [None] * n for c in CAR_FIELDS}
     features = feature_columns(fields, listed, listed)
-    features["price_eur"] = as_floats(cars["asking_price_eur"]) if "asking_price_eur" in cars else np.full(n, np.nan)
+    features["market_price"] = as_floats(cars["asking_price"]) if "asking_price" in cars else np.full(n, np.nan)
     return features
 
 
@@ -149,7 +149,7 @@ def top_effects(baseline: np.ndarray, effects: pd.DataFrame, features: Mapping[s
     for i in range(len(effects)):
         listed = [effects.columns[j] for j in order[i]]
         out.append({
-            "baseline_price_eur": round(float(np.exp(baseline[i])), 0),
+            "baseline_price": round(float(np.exp(baseline[i])), 0),
             # A property column no request carries is missing (its effect is the trees' missing branch).
             "effects": [{"feature": name, "value": _plain(features[name][i]) if name in features else None,
                          "effect_pct": round(float(np.expm1(values[i, j])) * 100, 2),
@@ -172,12 +172,12 @@ class Comparables:
 
     def __init__(self, listings: pd.DataFrame):
         self.listings = listings
-        ratings = rate(listings["asking_price_eur"], listings["lower_price_eur"], listings["predicted_price_eur"],
-                       listings["upper_price_eur"]) if len(listings) else []
+        ratings = rate(listings["asking_price"], listings["lower_price"], listings["predicted_price"],
+                       listings["upper_price"]) if len(listings) else []
         records = [{"url": r.url, "title": r.title, "model_year": _plain(r.model_year),
                     "mileage_km": _plain(r.mileage_km), "fuel": _plain(r.fuel), "region": _plain(r.region),
-                    "model_key": r.model_key, "asking_price_eur": _plain(r.asking_price_eur),
-                    "predicted_price_eur": _plain(r.predicted_price_eur), "rating": rating}
+                    "model_key": r.model_key, "asking_price": _plain(r.asking_price),
+                    "predicted_price": _plain(r.predicted_price), "rating": rating}
                    for r, rating in zip(listings.itertuples(), ratings)]
         self._by_make: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]] = {}
         for make, rows in listings.groupby("make_key").indices.items():
@@ -203,7 +203,7 @@ class Comparables:
 def value_cars(model: PriceModel, knowledge: Knowledge, cars: Mapping[str, Sequence], as_of: pd.Timestamp, *,
                effects: bool = True, top: int = 6) -> list[dict]:
     """Value every described car in one vectorized pass: price, 90% interval, rating or why none, and (with
-    ``effects``) the largest feature effects. ``cars`` maps CAR_FIELDS and ``asking_price_eur`` to columns (a
+    ``effects``) the largest feature effects. ``cars`` maps CAR_FIELDS and ``asking_price`` to columns (a
     DataFrame or a dict of lists)."""
     features = request_features(cars, as_of)
     if effects:
@@ -212,7 +212,7 @@ def value_cars(model: PriceModel, knowledge: Knowledge, cars: Mapping[str, Seque
     else:
         log = model.predict_log(features, num_threads=PREDICT_THREADS)
     lower, predicted, upper = (np.exp(log + model.interval[0]), np.exp(log), np.exp(log + model.interval[1]))
-    asking = features["price_eur"]
+    asking = features["market_price"]
     priced = ~np.isnan(asking)
     ratings = rate(np.where(priced, asking, predicted), lower, predicted, upper).tolist()
     reasons = [reason if has_price else "no asking price given"
@@ -221,7 +221,7 @@ def value_cars(model: PriceModel, knowledge: Knowledge, cars: Mapping[str, Seque
     # Whole columns rounded and turned into Python numbers at once: per-row numpy scalars cost more than the model.
     columns = zip(np.round(predicted).tolist(), np.round(lower).tolist(), np.round(upper).tolist(),
                   np.where(priced, asking, np.nan).tolist(), ratings, reasons)
-    out = [{"predicted_price_eur": p, "interval_90_eur": [lo, hi], "asking_price_eur": a if a == a else None,
+    out = [{"predicted_price": p, "interval_90": [lo, hi], "asking_price": a if a == a else None,
             "rating": None if reason else rating, "no_rating_reason": reason}
            for p, lo, hi, a, rating, reason in columns]
     if explained is not None:

@@ -19,7 +19,7 @@ from carprice.training.modeling import regression_metrics
 AGE_BANDS = ((0, 3, "0-3y"), (3, 6, "3-6y"), (6, 10, "6-10y"), (10, math.inf, "10y+"))
 PRICE_BANDS = ((0, 5_000, "<5k"), (5_000, 10_000, "5-10k"), (10_000, 20_000, "10-20k"),
                (20_000, 40_000, "20-40k"), (40_000, math.inf, "40k+"))
-LOWER_IS_BETTER = {"mae_eur", "median_ape"}
+LOWER_IS_BETTER = {"mae", "median_ape"}
 
 
 def slice_masks(df: pd.DataFrame, top_makes: int = 10) -> dict[str, pd.Series]:
@@ -30,14 +30,14 @@ def slice_masks(df: pd.DataFrame, top_makes: int = 10) -> dict[str, pd.Series]:
     for low, high, label in AGE_BANDS:
         masks[f"age={label}"] = (df["age_years"] >= low) & (df["age_years"] < high)
     for low, high, label in PRICE_BANDS:
-        masks[f"price={label}"] = (df["price_eur"] >= low) & (df["price_eur"] < high)
+        masks[f"price={label}"] = (df["market_price"] >= low) & (df["market_price"] < high)
     return masks
 
 
 def score(df: pd.DataFrame, predicted: np.ndarray, lower: np.ndarray | None = None,
           upper: np.ndarray | None = None) -> dict:
     """Overall and per-slice metrics of predictions for the rows of ``df``."""
-    actual = df["price_eur"].to_numpy()
+    actual = df["market_price"].to_numpy()
     out = {"overall": regression_metrics(actual, predicted, lower, upper), "slices": {}}
     for name, mask in slice_masks(df).items():
         m = mask.to_numpy()
@@ -57,8 +57,8 @@ class MedianBaseline:
     def fit(self, train: pd.DataFrame) -> MedianBaseline:
         self.levels = []
         for keys in (["make", "model", "model_year"], ["make", "model"], ["make"]):
-            self.levels.append((keys, train.groupby(keys, dropna=False)["price_eur"].median()))
-        self.overall = float(train["price_eur"].median())
+            self.levels.append((keys, train.groupby(keys, dropna=False)["market_price"].median()))
+        self.overall = float(train["market_price"].median())
         return self
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:

@@ -194,7 +194,7 @@ def feature_columns(clean: Mapping[str, Any], listed_at: np.ndarray, when: np.nd
 
 def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     """One feature row per clean listing, plus what splits and prices it (``url``, ``listing_key``, ``car_key``,
-    ``listed_at``, ``listed_at_stated``, ``first_seen_at``, ``price_eur``, ``log_price``)."""
+    ``listed_at``, ``listed_at_stated``, ``first_seen_at``, ``market_price``, ``log_price``)."""
     listed_at = pd.to_datetime(clean["listed_at"])
     stated = clean["listed_at_stated"].astype(bool)
     first_seen = pd.to_datetime(clean["first_seen_at"], utc=True, format="ISO8601").dt.tz_localize(None)
@@ -210,6 +210,6 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
                         **{c: pd.array(v, dtype="string") if c in CATEGORICAL else v for c, v in columns.items()}})
     for column, values in property_columns(clean).items():
         out[column] = values.to_numpy() if column in PROPERTY_NUMERIC else pd.array(values.to_numpy(), dtype="string")
-    out["price_eur"] = clean["price_eur"].astype("float64").to_numpy()
-    out["log_price"] = np.log(out["price_eur"])
+    out["market_price"] = clean["market_price"].astype("float64").to_numpy()
+    out["log_price"] = np.log(out["market_price"])
     return out

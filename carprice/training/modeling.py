@@ -352,7 +352,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndar
     ss_res = float(np.sum(err**2))
     ss_tot = float(np.sum((actual - actual.mean()) ** 2))
     metrics = {
-        "mae_eur": float(np.mean(np.abs(err))) if len(actual) else float("nan"),
+        "mae": float(np.mean(np.abs(err))) if len(actual) else float("nan"),
         "median_ape": float(np.median(np.abs(err) / actual)) if len(actual) else float("nan"),
         "mape": float(np.mean(np.abs(err) / actual)) if len(actual) else float("nan"),
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
@@ -366,7 +366,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndar
 def evaluate(model: PriceModel, df: pd.DataFrame) -> dict[str, float]:
     """The model's metrics on ``df`` (prices in euros), interval coverage included."""
     lower, predicted, upper = model.predict_interval(df)
-    return regression_metrics(df["price_eur"].to_numpy(), predicted, lower, upper)
+    return regression_metrics(df["market_price"].to_numpy(), predicted, lower, upper)
 
 
 @dataclass(frozen=True)

@@ -75,12 +75,12 @@ def select_recipe(train: pd.DataFrame, base_params: dict | None = None, *, budge
         params = {**(base_params or {}), **candidate}
         # The winner alone is refit on every row (below).
         model = modeling.train_model(sample, params, refit=False)
-        trial = {"params": candidate or "default", "validation_mae_eur": round(model.validation["mae_eur"], 1),
+        trial = {"params": candidate or "default", "validation_mae": round(model.validation["mae"], 1),
                  "validation_median_ape": round(model.validation["median_ape"], 4),
                  "rounds": model.params["num_boost_round"]}
         choice.trials.append(trial)
-        if best is None or trial["validation_mae_eur"] < best[0]:
-            best = (trial["validation_mae_eur"], params, model)
+        if best is None or trial["validation_mae"] < best[0]:
+            best = (trial["validation_mae"], params, model)
     choice.params, model = best[1], best[2]
     if sample is train:
         choice.model = modeling.refit_model(model, train) if modeling.needs_refit(model, len(train)) else model

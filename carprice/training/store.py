@@ -115,7 +115,8 @@ def models(wh: Warehouse) -> pd.DataFrame:
     """Every version with status, reason, data and code version, how it was split and main metrics, newest first."""
     return wh.query("""SELECT version, status, status_reason, trained_at, trained_because, code_version,
                               len(train_batches) AS batches, n_train, n_holdout, train_cutoff, split,
-                              round((metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae_eur
+                              round(coalesce(metrics->>'$.evaluation.mae',
+                                             metrics->>'$.evaluation.mae_eur')::DOUBLE) AS evaluation_mae
                        FROM model_registry ORDER BY trained_at DESC""")
 
 
@@ -136,10 +137,12 @@ def model_history(wh: Warehouse) -> pd.DataFrame:
         SELECT r.version, r.trained_at, r.status, r.status_reason, r.trained_because, r.n_train,
                len(r.train_batches) AS train_batches, e.evaluated_at, e.champion AS judged_against, e.promoted,
                e.reason, e.n_eval,
-               (e.scores->>'$.challenger.overall.mae_eur')::DOUBLE AS mae_eur,
+               coalesce(e.scores->>'$.challenger.overall.mae',
+                        e.scores->>'$.challenger.overall.mae_eur')::DOUBLE AS mae,
                (e.scores->>'$.challenger.overall.median_ape')::DOUBLE AS median_ape,
                (e.scores->>'$.challenger.overall.interval_coverage')::DOUBLE AS interval_coverage,
-               (e.scores->>'$.champion.overall.mae_eur')::DOUBLE AS champion_mae_eur,
+               coalesce(e.scores->>'$.champion.overall.mae',
+                        e.scores->>'$.champion.overall.mae_eur')::DOUBLE AS champion_mae,
                (e.scores->>'$.champion.overall.median_ape')::DOUBLE AS champion_median_ape
         FROM model_registry r
         LEFT JOIN (SELECT * FROM model_evaluations
@@ -157,6 +160,6 @@ def latest_event(wh: Warehouse, version: str, status: str) -> dict | None:
 
 def model_monitoring(wh: Warehouse, version: str, limit: int) -> pd.DataFrame:
     """The newest monitoring rows of batches judged against ``version`` (empty before monitoring ran)."""
-    return wh.query("SELECT batch_id, monitored_at, mae_eur, mape, reference_mape, decay, n_fresh, drift_share "
+    return wh.query("SELECT batch_id, monitored_at, mae, mape, reference_mape, decay, n_fresh, drift_share "
                     "FROM monitoring_reports WHERE model_version = ? ORDER BY monitored_at DESC LIMIT ?",
                     [version, limit])

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from carprice.config import ValidationConfig
 from carprice.ingest.landing import Batch, batch_file_bytes
+from carprice.money.rates import Money
 from carprice.monitoring.alerts import Alert
 from carprice.validation import store
 from carprice.validation.checks import ALL_CHECKS, Outcome, run_checks
@@ -51,14 +52,17 @@ class Verdict:
         return [o for o in self.outcomes if not o.passed]
 
 
-def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig) -> Verdict:
-    """Check an ingested batch against the contract and the reference, and record the verdict."""
+def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig, money: Money | None = None) -> Verdict:
+    """Check an ingested batch against the contract and the reference, and record the verdict.
+
+    Prices are judged in ``money``'s market currency (default: euros, with the shipped rates).
+    """
     with wh.connect() as con:
         # The warehouse's own reference of the source, else the reviewed one the project ships for it.
         ref = store.latest_reference(con, batch.source) or shipped_reference(batch.source)
         review = store.latest_review(con, batch.batch_id)
         columns = landed_columns(batch_file_bytes(batch, batch.listings_file))
-        profile = profile_rows(con, [batch.batch_id])
+        profile = profile_rows(con, [batch.batch_id], money)
     outcomes = run_checks(columns, profile, ref[1] if ref else None, cfg)
     if all(o.passed for o in outcomes):
         status, reason, by = ACCEPTED, "all checks passed", "validation"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from carprice.config import ValidationConfig
 from carprice.validation.contract import (
     CATEGORICAL_DRIFT,
+    IGNORED_COLUMNS,
     NULL_TRACKED,
     NUMERIC_DRIFT,
     OPTIONAL_COLUMNS,
@@ -50,7 +51,7 @@ def _outcome(name: str, failures: list[str], metrics: dict) -> Outcome:
 def check_columns(landed: dict[str, str], contract: dict[str, str] | None = None) -> Outcome:
     """The landed file's columns (name -> type family) against the contract: new, missing, retyped."""
     contract = contract or contract_columns()
-    new = sorted(set(landed) - set(contract))
+    new = sorted(set(landed) - set(contract) - set(IGNORED_COLUMNS))
     absent = set(contract) - set(landed)
     missing = sorted(absent - set(OPTIONAL_COLUMNS))
     retyped = sorted(f"{c}: {contract[c]} -> {landed[c]}" for c in set(landed) & set(contract)
@@ -196,13 +197,14 @@ def check_onboarded(batch: dict, reference: dict | None) -> Outcome:
 
 
 def check_units(batch: dict, reference: dict | None, cfg: ValidationConfig) -> Outcome:
-    """Units and currencies: prices on the same scale, mileage in the same unit, no unseen currency."""
+    """Units and currencies: prices on the same scale, mileage in the same unit, no unseen currency, a rate for
+    every currency (a listing without one is kept, but cannot be priced in the market currency)."""
     if reference is None:
         return _outcome(CHECK_UNITS, [], {"reference": "none yet: this batch starts it"})
     failures = []
     metrics: dict = {"thresholds": {"max_price_scale": cfg.max_price_scale, "max_mileage_scale": cfg.max_mileage_scale,
                                     "max_unseen_currency_share": cfg.max_unseen_currency_share}}
-    for key, limit, hint in (("median_price_eur", cfg.max_price_scale, "prices on another scale"),
+    for key, limit, hint in (("median_market_price", cfg.max_price_scale, "prices on another scale"),
                              ("median_km_per_year", cfg.max_mileage_scale, "mileage in another unit")):
         now, ref = batch.get(key), reference.get(key)
         if now and ref:
@@ -213,11 +215,16 @@ def check_units(batch: dict, reference: dict | None, cfg: ValidationConfig) -> O
     unseen = {c: s for c, s in batch["categories"].get("currency", {}).items()
               if c not in reference["categories"].get("currency", {}) and s > cfg.max_unseen_currency_share}
     currency_rejects = sum(n for reason, n in batch["reject_reasons"].items() if "currency" in reason)
-    metrics.update({"unseen_currencies": unseen, "currency_rejects": currency_rejects})
+    unrated = batch.get("unrated_currencies", {})
+    metrics.update({"unseen_currencies": unseen, "currency_rejects": currency_rejects,
+                    "unrated_currencies": unrated})
     if unseen:
         failures.append("currencies not seen before: " + ", ".join(f"{c} {s:.1%}" for c, s in unseen.items()))
     if batch["n"] and currency_rejects / (batch["n"] + batch["n_rejects"]) > cfg.max_unseen_currency_share:
         failures.append(f"{currency_rejects} listings rejected for their currency")
+    if batch["n"] and sum(unrated.values()) > cfg.max_unseen_currency_share:
+        failures.append("no exchange rate on the listing date for " + ", ".join(
+            f"{c} {s:.1%}" for c, s in unrated.items()) + " (add the rates to the rate file, then re-admit)")
     return _outcome(CHECK_UNITS, failures, metrics)
 
 

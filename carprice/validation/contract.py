@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from carprice.ingest.store import ADDED_COLUMNS, LISTING_COLUMNS
+from carprice.ingest.store import ADDED_COLUMNS, LISTING_COLUMNS, RETIRED_COLUMNS
 
 # Fields a listing cannot be priced without; the spider already rejects rows missing them.
-REQUIRED = ("url", "make", "model", "price_eur")
+REQUIRED = ("url", "make", "model", "price", "currency")
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,13 @@ class Range:
 # Columns a landed file may lack: added after spiders that did not write them had landed batches; ingest reads
 # them as null, so such a batch is as usable as it was before.
 OPTIONAL_COLUMNS = ADDED_COLUMNS
+# Columns earlier spiders wrote and the contract no longer has: a batch landed by one is read without them.
+IGNORED_COLUMNS = RETIRED_COLUMNS
 
 # Plausible ranges: a value outside is suspicious (a placeholder price, a typo), and its share is compared with
-# the source's own reference; sites differ in how many such listings they carry.
+# the source's own reference; sites differ in how many such listings they carry. The market price's range is the
+# installation's (carprice.money: PLAUSIBLE_PRICE_EUR in its currency), given to the profile with the rates.
 RANGES = {
-    "price_eur": Range(300, 500_000),
     "mileage_km": Range(0, 1_000_000),
     "model_year": Range(1950, 2100),
     "power_kw": Range(20, 1_200),
@@ -38,7 +40,7 @@ RANGES = {
 # Values no real listing can have, as SQL over a raw row: the absolute contract. The spider already rejects
 # negative prices and mileages; a file or a hand-edited batch may still carry them.
 IMPOSSIBLE = {
-    "price_eur": "price_eur < 0",
+    "price": "price < 0",
     "mileage_km": "mileage_km < 0",
     "model_year": "model_year < 1886 OR model_year > year(try_cast(scraped_at AS TIMESTAMPTZ)) + 1",
     "power_kw": "power_kw <= 0 OR power_kw > 2000",
@@ -47,9 +49,18 @@ IMPOSSIBLE = {
 
 # Fields whose null rate is compared with the reference.
 NULL_TRACKED = ("make", "model", "model_year", "mileage_km", "fuel", "transmission", "body", "power_kw",
-                "price_eur", "currency", "seller_type", "region", "listed_at", "first_registration")
+                "price", "currency", "seller_type", "region", "listed_at", "first_registration")
 CATEGORICAL_DRIFT = ("make", "fuel", "transmission", "body", "seller_type", "region", "currency")
-NUMERIC_DRIFT = ("log_price_eur", "mileage_km", "model_year", "power_kw")
+NUMERIC_DRIFT = ("log_market_price", "mileage_km", "model_year", "power_kw")
+
+# Profile keys an earlier version named after euros, and their names now (references stored then were in euros).
+RENAMED_PROFILE_KEYS = {
+    ("null_rate", "price_eur"): ("null_rate", "price"),
+    ("impossible_rate", "price_eur"): ("impossible_rate", "price"),
+    ("out_of_range_rate", "price_eur"): ("out_of_range_rate", "market_price"),
+    ("quantiles", "log_price_eur"): ("quantiles", "log_market_price"),
+    ("median_price_eur",): ("median_market_price",),
+}
 
 # DuckDB type families: a landed column is retyped when its family differs from the contract's.
 _FAMILY = {"VARCHAR": "text", "DATE": "text", "TIMESTAMP": "text", "TIMESTAMP WITH TIME ZONE": "text",

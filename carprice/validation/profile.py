@@ -12,11 +12,21 @@ import json
 
 import duckdb
 
-from carprice.validation.contract import CATEGORICAL_DRIFT, IMPOSSIBLE, NULL_TRACKED, NUMERIC_DRIFT, RANGES
+from carprice.money.rates import Money
+from carprice.money.store import priced_sql, store_rates
+from carprice.validation.contract import (
+    CATEGORICAL_DRIFT,
+    IMPOSSIBLE,
+    NULL_TRACKED,
+    NUMERIC_DRIFT,
+    RANGES,
+    RENAMED_PROFILE_KEYS,
+    Range,
+)
 
 QUANTILES = [round(0.01 * i, 2) for i in range(1, 100)]
 _NUMERIC_SQL = {
-    "log_price_eur": "ln(CASE WHEN price_eur > 0 THEN price_eur END)",
+    "log_market_price": "ln(CASE WHEN market_price > 0 THEN market_price END)",
     "mileage_km": "mileage_km",
     "model_year": "model_year",
     "power_kw": "power_kw",
@@ -56,20 +66,26 @@ def landed_columns(data: bytes, sample_lines: int = 1000) -> dict[str, str]:
     return columns
 
 
-def profile_rows(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
-    """The profile of every listing and reject in ``batch_ids``."""
+def profile_rows(con: duckdb.DuckDBPyConnection, batch_ids: list[str], money: Money | None = None) -> dict:
+    """The profile of every listing and reject in ``batch_ids``, prices in ``money``'s market currency.
+
+    ``money``'s rates are stored in the warehouse first (default: the euro and the shipped rates).
+    """
+    money = money or Money.default()
+    store_rates(con, money)
     # A view, not a copy: each query reads only its columns, and only the row groups of these batches.
     ids = ", ".join("'" + b.replace("'", "''") + "'" for b in batch_ids) or "NULL"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _rows AS SELECT * FROM raw_listings WHERE batch_id IN ({ids})")
+    con.execute("CREATE OR REPLACE TEMP VIEW _rows AS "
+                + priced_sql(f"(SELECT * FROM raw_listings WHERE batch_id IN ({ids}))", money.currency))
     try:
-        return _profile(con, batch_ids)
+        return _profile(con, batch_ids, {"market_price": Range(*money.price_range), **RANGES})
     finally:
         con.execute("DROP VIEW IF EXISTS _rows")
 
 
-def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
+def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str], ranges_by_field: dict[str, Range]) -> dict:
     nulls = ", ".join(f"{f} := avg(({f} IS NULL)::DOUBLE)" for f in NULL_TRACKED)
-    ranges = ", ".join(f"{f} := avg(({f} < {r.low} OR {f} > {r.high})::DOUBLE)" for f, r in RANGES.items())
+    ranges = ", ".join(f"{f} := avg(({f} < {r.low} OR {f} > {r.high})::DOUBLE)" for f, r in ranges_by_field.items())
     impossible = ", ".join(f"{f} := coalesce(avg(({sql})::DOUBLE), 0)" for f, sql in IMPOSSIBLE.items())
     quantiles = ", ".join(f"{name} := quantile_cont({sql}, {QUANTILES})" for name, sql in _NUMERIC_SQL.items())
     row = con.execute(f"""
@@ -79,7 +95,7 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
                struct_pack({impossible}) AS impossible_rate,
                struct_pack({quantiles}) AS quantiles,
                1 - count(DISTINCT coalesce(site_listing_id, {_PATH})) / greatest(count(*), 1) AS duplicate_rate,
-               median(price_eur) FILTER (WHERE price_eur > 0) AS median_price_eur,
+               median(market_price) FILTER (WHERE market_price > 0) AS median_market_price,
                median(mileage_km / {_AGE}) FILTER (WHERE mileage_km > 0) AS median_km_per_year
         FROM _rows""").fetchone()
     n, null_rate, out_of_range, impossible, quantiles_row, duplicate_rate, median_price, median_kmy = row
@@ -88,6 +104,10 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
             SELECT concat_ws('|', lower(make), lower(model), model_year, mileage_km, fuel, color, region,
                              seller_type) AS fp
             FROM _rows WHERE mileage_km IS NOT NULL AND model_year IS NOT NULL)""").fetchone()[0]
+    # Listings whose currency has no rate on their date: kept, but they cannot be priced in the market currency.
+    unrated = {currency: count / n for currency, count in con.execute(
+        "SELECT currency, count(*) FROM _rows WHERE price_problem LIKE 'no exchange rate%' GROUP BY 1 "
+        "ORDER BY 2 DESC").fetchall()} if n else {}
     categories = {}
     for field in CATEGORICAL_DRIFT:
         rows = con.execute(f"SELECT coalesce(lower({field}), '<null>') AS v, count(*) FROM _rows GROUP BY v").fetchall()
@@ -122,7 +142,8 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict:
         "impossible_rate": _floats(impossible),
         "duplicate_rate": float(duplicate_rate or 0.0),
         "repost_rate": float(repost or 0.0),
-        "median_price_eur": _float(median_price),
+        "median_market_price": _float(median_price),
+        "unrated_currencies": unrated,
         "median_km_per_year": _float(median_kmy),
         "quantiles": {name: list(values) if values else None for name, values in quantiles_row.items()},
         "categories": categories,
@@ -137,7 +158,7 @@ def merge_profiles(profiles: list[dict]) -> dict:
     Rates and shares are pooled exactly; quantiles and medians are averaged, which gives the
     quantile-average (Wasserstein barycentre) of the batches' distributions.
     """
-    profiles = [p for p in profiles if p["n"] > 0]
+    profiles = [upgrade_profile(p) for p in profiles if p["n"] > 0]
     if not profiles:
         raise ValueError("cannot build a reference from empty batches")
     n = sum(p["n"] for p in profiles)
@@ -186,7 +207,8 @@ def merge_profiles(profiles: list[dict]) -> dict:
         "impossible_rate": pooled("impossible_rate"),
         "duplicate_rate": _weighted([p["duplicate_rate"] for p in profiles], weight),
         "repost_rate": _weighted([p["repost_rate"] for p in profiles], weight),
-        "median_price_eur": _weighted([p["median_price_eur"] for p in profiles], weight),
+        "median_market_price": _weighted([p["median_market_price"] for p in profiles], weight),
+        "unrated_currencies": shares([p.get("unrated_currencies", {}) for p in profiles]),
         "median_km_per_year": _weighted([p["median_km_per_year"] for p in profiles], weight),
         "quantiles": quantiles,
         "categories": {f: shares([p["categories"].get(f, {}) for p in profiles])
@@ -194,6 +216,18 @@ def merge_profiles(profiles: list[dict]) -> dict:
         "source_fields": source_fields,
         **({"properties": properties} if with_properties else {}),
     }
+
+
+def upgrade_profile(profile: dict) -> dict:
+    """A profile stored by an earlier version with today's key names (its prices were in euros, the only market
+    currency then)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in profile.items()}
+    for old, new in RENAMED_PROFILE_KEYS.items():
+        parent_old = out if len(old) == 1 else out.get(old[0])
+        parent_new = out if len(new) == 1 else out.get(new[0])
+        if isinstance(parent_old, dict) and isinstance(parent_new, dict) and old[-1] in parent_old:
+            parent_new.setdefault(new[-1], parent_old.pop(old[-1]))
+    return out
 
 
 def _weighted(values: list[float | None], weights: list[float]) -> float | None:

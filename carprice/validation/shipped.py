@@ -29,8 +29,10 @@ def shipped_reference(source: str) -> tuple[int, dict] | None:
     """The reviewed reference shipped for ``source`` (with its id), or None when the project ships none."""
     if source != EMBEDDED_SOURCE.name or EMBEDDED_SOURCE.reviewed_reference is None:
         return None
-    text = (REFERENCES_DIR / EMBEDDED_SOURCE.reviewed_reference).read_text(encoding="utf-8")
-    return SHIPPED_REFERENCE_ID, json.loads(text)
+    from carprice.validation.profile import upgrade_profile
+
+    profile = json.loads((REFERENCES_DIR / EMBEDDED_SOURCE.reviewed_reference).read_text(encoding="utf-8"))
+    return SHIPPED_REFERENCE_ID, upgrade_profile(profile)
 
 
 def build_embedded_reference() -> dict:

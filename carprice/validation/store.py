@@ -13,6 +13,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from carprice.validation.profile import upgrade_profile
 from carprice.warehouse import Warehouse, insert
 
 ACCEPTED, READMITTED, QUARANTINED = "accepted", "readmitted", "quarantined"
@@ -46,7 +47,7 @@ def latest_reference(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, 
     """The newest reference profile of ``source``, with its version (None before the first admitted batch)."""
     row = con.execute("SELECT reference_id, profile FROM reference_profiles WHERE source = ? "
                       "ORDER BY reference_id DESC LIMIT 1", [source]).fetchone()
-    return None if row is None else (int(row[0]), json.loads(row[1]))
+    return None if row is None else (int(row[0]), upgrade_profile(json.loads(row[1])))
 
 
 def latest_review(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict | None:
@@ -75,7 +76,7 @@ def admitted_profiles(con: duckdb.DuckDBPyConnection, source: str, newest: int) 
         "SELECT p.profile FROM batch_profiles p JOIN batch_status s USING (batch_id) JOIN batches b USING (batch_id) "
         f"WHERE s.status IN {ADMITTED_SQL} AND b.source = ? "
         "ORDER BY b.started_at DESC, b.batch_id DESC LIMIT ?", [source, newest]).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [upgrade_profile(json.loads(r[0])) for r in rows]
 
 
 def add_reference(con: duckdb.DuckDBPyConnection, source: str, reference: dict, at: datetime) -> int:

@@ -14,7 +14,7 @@ def row(**kw):
                 scraped_at="2026-05-01T10:00:00", title="VW Golf", description="", make="Volkswagen",
                 model="Golf", model_year=2018, first_registration="2018-05-01", mileage_km=80000.0,
                 fuel="petrol", transmission="manual", body="hatchback", power_kw=110.0, color="grey",
-                doors=5, condition="good", price_eur=15000.0, currency="EUR", seller_type="dealer",
+                doors=5, condition="good", market_price=15000.0, price=15000.0, currency="EUR", seller_type="dealer",
                 region="Bavaria", listed_at_raw="2026-04-20", listed_at="2026-04-20")
     return {**base, **kw}
 
@@ -25,11 +25,11 @@ def frame(*rows):
 
 def test_latest_observation_wins_and_survives_a_new_port():
     raw = frame(row(), row(url="http://127.0.0.1:9999/cars/1-vw-golf", batch_id="b2",
-                           scraped_at="2026-05-08T10:00:00", price_eur=14000.0))
+                           scraped_at="2026-05-08T10:00:00", market_price=14000.0))
     latest = cleaning.latest_observations(raw)
     assert len(latest) == 1
     only = latest.iloc[0]
-    assert only["price_eur"] == 14000.0
+    assert only["market_price"] == 14000.0
     assert only["listing_key"] == "automarkt:/cars/1-vw-golf"
     assert only["first_seen_at"] == "2026-05-01T10:00:00" and only["last_seen_at"] == "2026-05-08T10:00:00"
 
@@ -40,7 +40,7 @@ def test_current_means_in_the_sources_newest_batch():
 
 
 def test_each_impossible_value_is_excluded_with_its_reason():
-    df = frame(row(price_eur=None), row(price_eur=1.0), row(price_eur=9_999_999.0), row(model_year=None),
+    df = frame(row(market_price=None), row(market_price=1.0), row(market_price=9_999_999.0), row(model_year=None),
                row(model_year=2031), row(mileage_km=-5.0), row(mileage_km=2_000_000.0), row(power_kw=5000.0),
                row())
     reasons = cleaning.exclusion_reasons(df, TODAY).tolist()
@@ -50,23 +50,23 @@ def test_each_impossible_value_is_excluded_with_its_reason():
 
 
 def test_price_far_from_its_peers_is_a_typo():
-    peers = [row(url=f"u{i}", price_eur=15000.0 + 100 * i, mileage_km=80000.0 + i) for i in range(6)]
-    typo = row(url="typo", price_eur=150_000.0, mileage_km=1.0)
+    peers = [row(url=f"u{i}", market_price=15000.0 + 100 * i, mileage_km=80000.0 + i) for i in range(6)]
+    typo = row(url="typo", market_price=150_000.0, mileage_km=1.0)
     reasons = cleaning.exclusion_reasons(frame(*peers, typo), TODAY)
     assert reasons.iloc[-1].startswith("implausible price: 9.")
     assert reasons.iloc[:-1].isna().all()
 
 
 def test_small_groups_are_not_judged_by_their_median():
-    df = frame(row(url="a", price_eur=15000.0), row(url="b", price_eur=150_000.0, mileage_km=5.0))
+    df = frame(row(url="a", market_price=15000.0), row(url="b", market_price=150_000.0, mileage_km=5.0))
     assert cleaning.exclusion_reasons(df, TODAY).isna().all()
 
 
 def test_a_rare_year_is_judged_against_its_model_then_its_make():
-    peers = [row(url=f"u{i}", model_year=2010 + i, price_eur=9000.0 + 100 * i) for i in range(6)]
-    typo = row(url="typo", model_year=2022, price_eur=491_636.0)
-    other_model = [row(url=f"p{i}", model="Polo", model_year=2000 + i, price_eur=5000.0) for i in range(5)]
-    lone = row(url="lone", model="Up", model_year=2021, price_eur=400_000.0)
+    peers = [row(url=f"u{i}", model_year=2010 + i, market_price=9000.0 + 100 * i) for i in range(6)]
+    typo = row(url="typo", model_year=2022, market_price=491_636.0)
+    other_model = [row(url=f"p{i}", model="Polo", model_year=2000 + i, market_price=5000.0) for i in range(5)]
+    lone = row(url="lone", model="Up", model_year=2021, market_price=400_000.0)
     reasons = cleaning.exclusion_reasons(frame(*peers, typo, *other_model, lone), TODAY)
     assert reasons.iloc[6].startswith("implausible price: 5")
     assert reasons.iloc[-1].startswith("implausible price: "), "no model peers: the make's median decides"
@@ -75,7 +75,7 @@ def test_a_rare_year_is_judged_against_its_model_then_its_make():
 
 def test_reposted_car_keeps_only_the_newest_post():
     old = row(url="old", listed_at="2026-03-01")
-    new = row(url="new", listed_at="2026-04-01", price_eur=14500.0)
+    new = row(url="new", listed_at="2026-04-01", market_price=14500.0)
     other = row(url="other", mileage_km=81000.0)
     no_mileage_a, no_mileage_b = row(url="na", mileage_km=None), row(url="nb", mileage_km=None)
     df = frame(old, new, other, no_mileage_a, no_mileage_b)
@@ -84,7 +84,7 @@ def test_reposted_car_keeps_only_the_newest_post():
 
 
 def test_clean_listings_splits_rows_and_loses_none():
-    raw = frame(row(url="a"), row(url="b", price_eur=1.0), row(url="c", listed_at="2026-01-01"),
+    raw = frame(row(url="a"), row(url="b", market_price=1.0), row(url="c", listed_at="2026-01-01"),
                 row(url="d", listed_at="2026-02-01"))
     clean, excluded = cleaning.clean_observations(raw, {"automarkt": "b1"}, TODAY)
     # Reposts of one car stay listings (each URL is valued) and name the newest post, the one training uses.

@@ -28,8 +28,8 @@ def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):
     assert summary["scraped"] > 1300 and summary["valued"] > 1200
     assert summary["accepted"] + summary["excluded"] == summary["scraped"]
     assert summary["status"] == "accepted" and summary["promoted"]
-    assert set(summary["metrics"]) == {"mae_eur", "median_ape", "mape", "r2", "n", "interval_coverage"}
-    assert summary["metrics"]["mae_eur"] < summary["baselines"]["linear_ridge"]
+    assert set(summary["metrics"]) == {"mae", "median_ape", "mape", "r2", "n", "interval_coverage"}
+    assert summary["metrics"]["mae"] < summary["baselines"]["linear_ridge"]
     assert "no champion model yet" in summary["trained_because"]
 
     with duckdb.connect(summary["snapshot"], read_only=True) as con:
@@ -63,7 +63,7 @@ def test_several_days_with_a_broken_first_batch(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     days = json.loads(proc.stdout[proc.stdout.index("["):])
     assert [(d["day"], d["status"]) for d in days] == [(12, "quarantined"), (13, "accepted"), (14, "accepted")]
-    assert "out of plausible range: price_eur" in days[0]["failed_checks"]["values_within_contract"] \
+    assert "out of plausible range: market_price" in days[0]["failed_checks"]["values_within_contract"] \
         and days[0]["valued"] == 0
     assert days[1]["trigger"] == "no_champion" and days[1]["promoted"] and days[1]["valued"] > 1000
     assert days[2]["monitoring"]["status"] == "monitored" and days[2]["monitoring"]["n_fresh"] > 0

@@ -19,16 +19,16 @@ def snapshot(tmp_path):
     path = tmp_path / "data" / "warehouse-snapshot.duckdb"
     path.parent.mkdir()
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE deals AS SELECT 'VW' AS make, 9500 AS price_eur UNION ALL SELECT 'BMW', 21000")
+        con.execute("CREATE TABLE deals AS SELECT 'VW' AS make, 9500 AS market_price UNION ALL SELECT 'BMW', 21000")
     return path
 
 
 def test_a_query_is_answered_as_a_table_with_its_row_count(snapshot):
-    table = query_snapshot(snapshot, "SELECT make, price_eur FROM deals ORDER BY price_eur")
-    assert table.splitlines()[1].split("│")[1:3] == ["  make   ", " price_eur "]
-    assert "│ VW      │      9500 │" in table and "2 rows" in table
+    table = query_snapshot(snapshot, "SELECT make, market_price FROM deals ORDER BY market_price")
+    assert table.splitlines()[1].split("│")[1:3] == ["  make   ", " market_price "]
+    assert "│ VW      │         9500 │" in table and "2 rows" in table
     csv = query_snapshot(snapshot, "SELECT * FROM deals ORDER BY make", csv=True)
-    assert csv == "make,price_eur\nBMW,21000\nVW,9500"
+    assert csv == "make,market_price\nBMW,21000\nVW,9500"
 
 
 def test_the_snapshot_is_never_written(snapshot):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from carprice.defs.metadata import bullet_list, euros_text, key_value_table, markdown_table, percent, percent_text
+from carprice.defs.metadata import bullet_list, key_value_table, markdown_table, money_text, percent, percent_text
 from carprice.defs.validation import check_result
 from carprice.validation.admission import Verdict, one_line_reason
 from carprice.validation.checks import ALL_CHECKS, CHECK_UNITS, CHECK_VALUES, Outcome
@@ -48,8 +48,8 @@ def test_one_line_reason_names_every_failed_check_however_long_their_failures():
 
 
 def test_one_line_reason_orders_checks_counts_the_rest_and_cuts():
-    failed = {CHECK_UNITS: ["prices on another scale"], CHECK_VALUES: ["out of plausible range: price_eur", "x"]}
-    assert one_line_reason(failed) == (f"{CHECK_VALUES}: out of plausible range: price_eur (+1 more); "
+    failed = {CHECK_UNITS: ["prices on another scale"], CHECK_VALUES: ["out of plausible range: market_price", "x"]}
+    assert one_line_reason(failed) == (f"{CHECK_VALUES}: out of plausible range: market_price (+1 more); "
                                        f"{CHECK_UNITS}: prices on another scale")
     long = one_line_reason({CHECK_VALUES: ["y" * 500]}, width=80)
     assert len(long) == 80 and long.endswith("…") and "\n" not in long
@@ -59,7 +59,7 @@ def test_numbers_read_as_euros_and_percentages():
     assert percent(0.11864) == 11.9 and percent(0.73, 0) == 73.0
     assert percent_text(0.1186) == "11.9%" and percent_text(0.19, 0, signed=True) == "+19%"
     assert percent_text(None) == "n/a" and percent_text(float("nan")) == "n/a"
-    assert euros_text(3251.0395) == "3,251 €" and euros_text(None) == "n/a"
+    assert money_text(3251.0395, "USD") == "3,251 USD" and money_text(None, "EUR") == "n/a"
 
 
 def test_markdown_helpers():
@@ -80,9 +80,9 @@ def _summary(**overrides):
                                "make": {"method": "jensenshannon", "score": 0.02, "threshold": 0.1, "drifted": False},
                                "power_kw": {"method": "wasserstein", "score": None, "threshold": 0.1,
                                             "drifted": False, "skipped": "no values in the current batch"}},
-                prediction_drift_score=0.01834, prediction_drifted=False, target_drift_score=0.2, mae_eur=3251.0395,
-                mape=0.11864, reference_mae_eur=2800.4, reference_mape=0.1, decay=0.1864, n_fresh=624,
-                segment_errors=[{"column": "body", "segment": "suv", "n": 80, "mae_eur": 6000.2, "mape": 0.3,
+                prediction_drift_score=0.01834, prediction_drifted=False, target_drift_score=0.2, mae=3251.0395,
+                mape=0.11864, reference_mae=2800.4, reference_mape=0.1, decay=0.1864, n_fresh=624,
+                segment_errors=[{"column": "body", "segment": "suv", "n": 80, "mae": 6000.2, "mape": 0.3,
                                  "vs_model": 2.0}])
     base.update(overrides)
     return MonitoringSummary(**base)
@@ -102,16 +102,16 @@ def _monitoring_metadata(tmp_path, summary, triggers=()):
 
 def test_monitoring_metadata_reads_in_euros_and_percent_without_constant_plots(tmp_path):
     values, raw = _monitoring_metadata(tmp_path, _summary(), [("decay", "MAPE 11.9% > 10.0% × 1.2")])
-    assert values["mae_eur"] == 3251 and values["mape_pct"] == 11.9 and values["decay_pct"] == 18.6
+    assert values["mae"] == 3251 and values["mape_pct"] == 11.9 and values["decay_pct"] == 18.6
     assert values["model_eval_mape_pct"] == 10.0 and values["drift_share_pct"] == 8.3
     assert values["prediction_drift_score"] == 0.018 and values["market_day"] == "2026-11-23"
     assert "drifted_columns" not in values and "n_columns" not in values, "they never change: no plot"
     assert values["drift"] == "1 of 12 feature columns drifted"
-    assert values["quality"].startswith("MAPE 11.9%, MAE 3,251 € on 624 listings new to the model")
+    assert values["quality"].startswith("MAPE 11.9%, MAE 3,251 EUR on 624 listings new to the model")
     assert "(MAPE +19% relative)" in values["quality"]
     assert values["reports_index"] == "http://127.0.0.1:3001/index.html"
     assert values["trigger_reasons"] == "- MAPE 11.9% > 10.0% × 1.2"
-    assert "| body | suv | 80 | 6,000 € | 30.0% | +200% |" in values["segment_errors"]
+    assert "| body | suv | 80 | 6,000 EUR | 30.0% | +200% |" in values["segment_errors"]
     assert not any(isinstance(v, dg.JsonMetadataValue) for v in raw.values()), "no raw JSON"
     table = raw["column_drift"]
     assert [r.data["column"] for r in table.records] == ["mileage_km", "make", "power_kw"]
@@ -135,14 +135,14 @@ def test_the_run_summary_reads_the_same_numbers_back(tmp_path):
 
 def _scores(coverage: float) -> dict:
     def overall(mae, ape, cov=None):
-        out = {"mae_eur": mae, "median_ape": ape, "mape": ape * 1.3, "r2": 0.91234, "n": 624}
+        out = {"mae": mae, "median_ape": ape, "mape": ape * 1.3, "r2": 0.91234, "n": 624}
         if cov is not None:
             out["interval_coverage"] = cov
         return out
-    slices = {"make=bmw": {"n": 90, "mae_eur": 3000.0, "median_ape": 0.12},
-              "age=0-3y": {"n": 120, "mae_eur": 2500.0, "median_ape": 0.08}}
-    champion_slices = {"make=bmw": {"n": 90, "mae_eur": 3100.0, "median_ape": 0.10},
-                       "age=0-3y": {"n": 120, "mae_eur": 2600.0, "median_ape": 0.081}}
+    slices = {"make=bmw": {"n": 90, "mae": 3000.0, "median_ape": 0.12},
+              "age=0-3y": {"n": 120, "mae": 2500.0, "median_ape": 0.08}}
+    champion_slices = {"make=bmw": {"n": 90, "mae": 3100.0, "median_ape": 0.10},
+                       "age=0-3y": {"n": 120, "mae": 2600.0, "median_ape": 0.081}}
     challenger = {"overall": overall(1947.4, 0.095, coverage), "slices": slices}
     return {"challenger": challenger, "champion": {"overall": overall(2100.0, 0.1, 0.9), "slices": champion_slices},
             "baselines": {"linear_ridge": {"overall": overall(2303.2, 0.14)}}, "champion_after": challenger}
@@ -152,25 +152,25 @@ def test_the_judgement_leads_with_the_decision_and_flags_a_narrow_interval():
     from carprice.defs.training import decision_metadata, serving_scores
     from carprice.training.promotion import PromotionResult
 
-    result = PromotionResult("c2", "c1", "c2", True, "mae_eur 1947 improves", None, 624, _scores(0.73))
+    result = PromotionResult("c2", "c1", "c2", True, "mae 1947 improves", None, 624, _scores(0.73))
     meta = decision_metadata(result)
     assert list(meta)[:2] == ["promoted", "reason"]
     assert isinstance(meta["scores"], dg.MarkdownMetadataValue) and isinstance(meta["slices"], dg.MarkdownMetadataValue)
-    assert "| challenger | 1,947 € | 9.5% | 12.4% | 0.912 | 73% | 624 |" in meta["scores"].value
-    assert "| baseline linear_ridge | 2,303 € |" in meta["scores"].value
-    assert meta["slices"].value.splitlines()[2] == "| age=0-3y | 120 | 2,500 € | 2,600 € | -4% |", \
+    assert "| challenger | 1,947 EUR | 9.5% | 12.4% | 0.912 | 73% | 624 |" in meta["scores"].value
+    assert "| baseline linear_ridge | 2,303 EUR |" in meta["scores"].value
+    assert meta["slices"].value.splitlines()[2] == "| age=0-3y | 120 | 2,500 EUR | 2,600 EUR | -4% |", \
         "slices by the promotion's metric, the biggest change first"
     by_ape = decision_metadata(result, main_metric="median_ape")["slices"].value
     assert by_ape.splitlines()[2] == "| make=bmw | 90 | 12.0% | 10.0% | +20% |"
-    assert meta["champion_mae_eur"] == 1947 and meta["champion_median_ape_pct"] == 9.5
-    assert meta["champion_interval_coverage_pct"] == 73.0 and meta["baseline_linear_ridge_mae_eur"] == 2303
+    assert meta["champion_mae"] == 1947 and meta["champion_median_ape_pct"] == 9.5
+    assert meta["champion_interval_coverage_pct"] == 73.0 and meta["baseline_linear_ridge_mae"] == 2303
     assert meta["interval_coverage_check"].startswith("interval too narrow: covers 73% of prices, target 90%")
     assert "registry_entry" not in meta
     assert not any(isinstance(v, dg.JsonMetadataValue) for v in meta.values())
     ok = decision_metadata(PromotionResult("c2", "c1", "c2", True, "ok", None, 624, _scores(0.88)))
     assert ok["interval_coverage_check"] == "ok: 88% covered, target 90%"
     back = serving_scores({k: getattr(v, "value", v) for k, v in meta.items()})
-    assert back["mae_eur"] == 1947 and abs(back["median_ape"] - 0.095) < 1e-9 and back["n"] == 624
+    assert back["mae"] == 1947 and abs(back["median_ape"] - 0.095) < 1e-9 and back["n"] == 624
     assert abs(back["interval_coverage"] - 0.73) < 1e-9 and back["r2"] == 0.912
 
 

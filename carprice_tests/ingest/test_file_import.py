@@ -29,7 +29,7 @@ def export_frame(n: int = 3000, seed: int = 8) -> pd.DataFrame:
     clean = clean_frame_from_market(n, seed=seed, day=40)
     return pd.DataFrame({
         "link": clean["url"], "brand": clean["make"], "model": clean["model"], "year": clean["model_year"],
-        "km": clean["mileage_km"], "price": clean["price_eur"], "currency": "EUR", "fuel": clean["fuel"],
+        "km": clean["mileage_km"], "price": clean["market_price"], "currency": "EUR", "fuel": clean["fuel"],
         "gearbox": clean["transmission"], "body": clean["body"], "power_kw": clean["power_kw"],
         "colour": clean["color"], "seller_type": clean["seller_type"], "region": clean["region"],
         "listed_at": clean["listed_at"], "title": clean["title"], "description": clean["description"],

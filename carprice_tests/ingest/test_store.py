@@ -18,7 +18,6 @@ from carprice.warehouse import Warehouse
 from scrapers.batch_writer import BatchWriter
 from scrapers.items import CarListing, Reject
 from scrapers.pipelines import normalize_listing
-from scrapers.settings import EUR_PER_UNIT
 
 SCRAPED_AT = "2026-01-15T08:00:00+00:00"
 
@@ -30,7 +29,7 @@ def landed_batch(landing: Path) -> Batch:
         item = CarListing(url=f"https://cars.example/{i}", source="src", scraped_at=SCRAPED_AT, page_format="json-ld",
                           make_raw="VW", model="Golf", price_raw="€ 12.500", currency_raw="EUR", doors_raw="5",
                           mileage_raw="45,000", mileage_unit_raw="KMT", model_year_raw="2019")
-        writer.add_listing(asdict(normalize_listing(item, EUR_PER_UNIT)))
+        writer.add_listing(asdict(normalize_listing(item)))
     writer.add_reject(asdict(Reject(url="https://cars.example/gone", source="src", scraped_at=SCRAPED_AT,
                                     reason="HTTP 404")))
     return read_batch(writer.finish(finish_reason="finished"))
@@ -52,7 +51,7 @@ def rejects_of(wh: Warehouse, batch_id: str) -> list[tuple[str, str, str]]:
      "doors: 123456789012345678901234567890"),
     (b'{"url": "https://cars.example/a", "model_year": -9223372036854775809}', "value out of range",
      "model_year: -9223372036854775809"),
-    (b'{"url": "https://cars.example/a", "price_eur": 1e400}', "value out of range", "price_eur: Infinity"),
+    (b'{"url": "https://cars.example/a", "price": 1e400}', "value out of range", "price: Infinity"),
     (b'{"url": "https://cars.example/a", "price": "abc"}', "unreadable value", 'price: "abc"'),
     (b'{"url": "https://cars.example/a", "mileage_km": [1]}', "unreadable value", "mileage_km: [1]"),
     (b'{"url": "https://cars.example/a", "doors": 4.5}', "unreadable value", "doors: 4.5"),
@@ -188,7 +187,7 @@ def test_a_warehouse_from_before_properties_ingests_and_validates_old_and_new_ba
         item = CarListing(url=f"https://cars.example/n{i}", source="src", scraped_at=SCRAPED_AT, page_format="json-ld",
                           make_raw="Ford", model="F-150", price_raw="18500", currency_raw="USD", model_year_raw="2014",
                           properties=json.dumps({"title_status": "clean", "drive": "4wd"}))
-        writer.add_listing(asdict(normalize_listing(item, EUR_PER_UNIT)))
+        writer.add_listing(asdict(normalize_listing(item)))
     new_batch = read_batch(writer.finish(finish_reason="finished"))
     for batch in (old_batch, new_batch):
         assert ingest_batch(wh, batch)["listings"] == 2

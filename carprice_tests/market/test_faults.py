@@ -17,19 +17,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from carprice.config import market_date
 from carprice.market import faults as F
 from carprice.market.faults import CORPUS_KINDS, FAULTS, breakage_kind, malformed_pages, parse_faults
 from carprice.market.generator import Market, MarketConfig
 from carprice.market.pages import car_data, detail_page, index_page, listing_urls, price_text
 from carprice.market.server import MarketplaceServer, running_marketplace
+from carprice.money.rates import Money
 from carprice_tests.conftest import PAGES
 from scrapers.items import CarListing, Reject
 from scrapers.parsing import extract_entities, find_vehicle, listing_links, parse_listing_page
 from scrapers.pipelines import listing_problem, normalize_listing
-from scrapers.settings import EUR_PER_UNIT
 
 SEED = 4
 DAY = 0
+DATE = market_date(DAY)
+RATES = Money.default()
 SAMPLE = 300
 SCRAPED_AT = "2026-01-01T00:00:00"
 KM_PER_MILE = 1.609344
@@ -55,15 +58,15 @@ def crawled(faults: frozenset[str] = frozenset()) -> dict[int, tuple[CarListing 
         if isinstance(item, Reject):
             out[listing_id] = (item, item.reason)
         else:
-            item = normalize_listing(item, EUR_PER_UNIT)
-            problem = listing_problem(item, EUR_PER_UNIT)
+            item = normalize_listing(item)
+            problem = listing_problem(item)
             out[listing_id] = (item, problem.reason if problem else None)
     return out
 
 
 # What a listing says about the car and its price, leaving out metadata about how the page was read.
 CORE_FIELDS = ("make", "model", "model_year", "first_registration", "mileage_km", "fuel", "transmission", "body",
-               "power_kw", "doors", "color", "condition", "price", "currency", "price_eur", "seller_type", "region",
+               "power_kw", "doors", "color", "condition", "price", "currency", "seller_type", "region",
                "listed_at", "site_listing_id")
 
 
@@ -169,7 +172,7 @@ def test_prices_x100_multiplies_every_price_by_100():
     clean, faulty = listings(frozenset()), listings(frozenset({F.PRICES_X100}))
     assert faulty.keys() == clean.keys()
     for listing_id, item in faulty.items():
-        assert item.price_eur == pytest.approx(100 * clean[listing_id].price_eur, rel=1e-4)
+        assert item.price == pytest.approx(100 * clean[listing_id].price, rel=1e-4)
     listing = market().listing(sample_ids()[0])
     assert listing.price_in_currency(DAY) * 100 == F.stated_price(listing, DAY, frozenset({F.PRICES_X100}))[0]
 
@@ -184,7 +187,8 @@ def test_new_currency_quotes_local_prices_worth_the_same():
         expected = {"Masovia": "PLN", "Vienna": "CHF"}.get(listing.region, clean[listing_id].currency)
         assert item.currency == expected
         if not listing.absurd_price:
-            assert item.price_eur == pytest.approx(clean[listing_id].price_eur, rel=0.03)
+            assert RATES.convert(item.price, item.currency, DATE) == pytest.approx(
+                RATES.convert(clean[listing_id].price, clean[listing_id].currency, DATE), rel=0.05)
     polish = next(lst for lst in market().listings_on(DAY) if lst.region == "Masovia" and lst.price_style == 0)
     assert price_text(polish, DAY, faults).endswith(" zł")
     swiss = next(lst for lst in market().listings_on(DAY) if lst.region == "Vienna" and lst.price_style == 0)
@@ -276,7 +280,7 @@ def corpus_outcomes() -> list[tuple[str, str, str]]:
             if isinstance(item, Reject):
                 outcomes.append((kind, "reject", item.reason))
                 continue
-            problem = listing_problem(normalize_listing(item, EUR_PER_UNIT), EUR_PER_UNIT)
+            problem = listing_problem(normalize_listing(item))
         except Exception:  # noqa: BLE001 (any crash on any input is what this corpus looks for)
             outcomes.append((kind, "raised", traceback.format_exc()))
             continue

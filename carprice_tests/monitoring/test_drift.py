@@ -25,8 +25,8 @@ MAKES = ["volkswagen", "bmw", "audi", "opel", "ford", "toyota", "skoda", "merced
 BODIES = ["hatchback", "suv", "sedan", "estate", "van"]
 # The columns of the warehouse's monitoring_reports table that a summary fills.
 ROW_KEYS = {"n_reference", "n_current", "drifted_columns", "n_columns", "drift_share", "column_scores",
-            "prediction_drift_score", "prediction_drifted", "target_drift_score", "mae_eur", "mape",
-            "reference_mae_eur", "reference_mape", "decay", "triggers", "report_path", "n_fresh",
+            "prediction_drift_score", "prediction_drifted", "target_drift_score", "mae", "mape",
+            "reference_mae", "reference_mape", "decay", "triggers", "report_path", "n_fresh",
             "quality_report_path", "segment_errors"}
 
 
@@ -62,14 +62,14 @@ def listings(n: int, seed: int, *, shifted: bool = False, noise: float = 0.08,
         "mileage_km": age * km_per_year,
         "km_per_year": km_per_year,
         "power_kw": power,
-        "price_eur": price,
-        "predicted_price_eur": price * rng.lognormal(0, noise, n) * prediction_factor,
+        "market_price": price,
+        "predicted_price": price * rng.lognormal(0, noise, n) * prediction_factor,
     })
 
 
 def true_mape(frame: pd.DataFrame) -> float:
     """MAPE as a fraction, computed directly (the number Evidently's result must be normalised to)."""
-    return float(np.mean(np.abs(frame["predicted_price_eur"] - frame["price_eur"]) / frame["price_eur"]))
+    return float(np.mean(np.abs(frame["predicted_price"] - frame["market_price"]) / frame["market_price"]))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def stable(reference, tmp_path_factory):
     for column in MONITORED_CATEGORICAL:
         current[column] = current[column].astype("string")
     html_path = tmp_path_factory.mktemp("reports") / "monitoring" / "batch-1.html"
-    summary = monitor_batch(reference, current, reference_quality={"mae_eur": 1_000.0, "mape": true_mape(reference)},
+    summary = monitor_batch(reference, current, reference_quality={"mae": 1_000.0, "mape": true_mape(reference)},
                             cfg=CFG, html_path=html_path, title="batch-1 vs champion v3")
     return current, summary, html_path
 
@@ -108,9 +108,9 @@ def test_quality_is_evidently_mae_and_mape_as_a_fraction(stable):
     current, summary, _ = stable
     assert summary.n_current == 1500 and summary.n_reference == 3000
     assert summary.mape == pytest.approx(true_mape(current), rel=1e-6)
-    expected_mae = float(np.mean(np.abs(current["predicted_price_eur"] - current["price_eur"])))
-    assert summary.mae_eur == pytest.approx(expected_mae, rel=1e-6)
-    assert summary.reference_mae_eur == 1_000.0
+    expected_mae = float(np.mean(np.abs(current["predicted_price"] - current["market_price"])))
+    assert summary.mae == pytest.approx(expected_mae, rel=1e-6)
+    assert summary.reference_mae == 1_000.0
     assert summary.decay == pytest.approx(summary.mape / summary.reference_mape - 1)
     assert abs(summary.decay) < CFG.decay_margin
 
@@ -165,7 +165,7 @@ def test_inflated_predictions_request_retraining_for_prediction_drift(reference)
 
 def test_worse_errors_request_retraining_for_decay(reference):
     current = listings(800, seed=5, noise=0.3)
-    summary = monitor_batch(reference, current, reference_quality={"mae_eur": 700.0, "mape": 0.065}, cfg=CFG)
+    summary = monitor_batch(reference, current, reference_quality={"mae": 700.0, "mape": 0.065}, cfg=CFG)
     assert summary.mape > 0.065 * (1 + CFG.decay_margin)
     (decay,) = [t for t in summary.triggers if t.kind == "decay"]
     assert f"{summary.mape:.1%}" in decay.reason and "6.5%" in decay.reason
@@ -175,9 +175,9 @@ def test_worse_errors_request_retraining_for_decay(reference):
 
 def test_few_fresh_rows_report_no_quality_and_no_decay(reference):
     current = listings(CFG.min_fresh_rows - 1, seed=6, noise=0.5)
-    summary = monitor_batch(reference, current, reference_quality={"mae_eur": 700.0, "mape": 0.065}, cfg=CFG)
+    summary = monitor_batch(reference, current, reference_quality={"mae": 700.0, "mape": 0.065}, cfg=CFG)
     assert summary.n_current == CFG.min_fresh_rows - 1
-    assert summary.mae_eur is None and summary.mape is None and summary.decay is None
+    assert summary.mae is None and summary.mape is None and summary.decay is None
     assert summary.reference_mape == 0.065
     assert "decay" not in [t.kind for t in summary.triggers]
     json.dumps(summary.to_row(), allow_nan=False)
@@ -200,8 +200,8 @@ def test_empty_batch_is_refused(reference):
 
 
 def test_missing_column_is_named(reference):
-    with pytest.raises(ValueError, match="current frame lacks column.*predicted_price_eur"):
-        monitor_batch(reference, listings(100, seed=8).drop(columns="predicted_price_eur"),
+    with pytest.raises(ValueError, match="current frame lacks column.*predicted_price"):
+        monitor_batch(reference, listings(100, seed=8).drop(columns="predicted_price"),
                       reference_quality={}, cfg=CFG)
 
 
@@ -211,8 +211,8 @@ def summary(**changes) -> MonitoringSummary:
                   "threshold": 0.1, "drifted": False} for c in MONITORED}
     base = MonitoringSummary(
         n_reference=5000, n_current=1000, drifted_columns=0, n_columns=12, drift_share=0.0, column_scores=scores,
-        prediction_drift_score=0.03, prediction_drifted=False, target_drift_score=0.02, mae_eur=1650.0, mape=0.11,
-        reference_mae_eur=1600.0, reference_mape=0.11, decay=0.0, n_fresh=1000, triggers=[], report_path=None)
+        prediction_drift_score=0.03, prediction_drifted=False, target_drift_score=0.02, mae=1650.0, mape=0.11,
+        reference_mae=1600.0, reference_mape=0.11, decay=0.0, n_fresh=1000, triggers=[], report_path=None)
     return replace(base, **changes)
 
 
@@ -257,7 +257,7 @@ def test_decay_only_strictly_above_the_margin():
     at_margin = 0.11 * (1 + CFG.decay_margin)
     assert kinds(summary(mape=at_margin)) == []
     assert kinds(summary(mape=at_margin + 1e-6)) == ["decay"]
-    (trigger,) = retraining_triggers(summary(mape=0.2, mae_eur=2900.0), CFG)
+    (trigger,) = retraining_triggers(summary(mape=0.2, mae=2900.0), CFG)
     assert trigger.reason == ("champion MAPE on 1000 fresh listings is 20.0%, 82% above its evaluation MAPE of 11.0% "
                               "(allowed margin 20%, i.e. up to 13.2%); MAE 2,900 € vs 1,600 €")
 
@@ -266,7 +266,7 @@ def test_decay_is_not_judged_without_enough_rows_or_a_reference():
     assert kinds(summary(mape=0.5, n_fresh=CFG.min_fresh_rows)) == ["decay"]
     assert kinds(summary(mape=0.5, n_fresh=CFG.min_fresh_rows - 1)) == []
     assert kinds(summary(mape=0.5, reference_mape=None)) == []
-    assert kinds(summary(mape=None, mae_eur=None, n_fresh=10)) == []
+    assert kinds(summary(mape=None, mae=None, n_fresh=10)) == []
 
 
 def test_every_rule_can_fire_together():
@@ -285,8 +285,8 @@ def test_quality_is_judged_on_the_fresh_rows_only(reference, tmp_path):
                             html_path=tmp_path / "drift.html", quality_html_path=tmp_path / "quality.html",
                             title="b", fresh=fresh)
     assert summary.n_current == 1500 and summary.n_fresh == 300
-    assert summary.mape == pytest.approx(np.mean(np.abs(new["predicted_price_eur"] - new["price_eur"])
-                                                 / new["price_eur"]), rel=1e-6)
+    assert summary.mape == pytest.approx(np.mean(np.abs(new["predicted_price"] - new["market_price"])
+                                                 / new["market_price"]), rel=1e-6)
     assert [t.kind for t in summary.triggers] == ["decay"]
     assert "on 300 fresh listings" in summary.triggers[0].reason
     assert summary.report_path.stat().st_size > 0 and summary.quality_report_path.stat().st_size > 0

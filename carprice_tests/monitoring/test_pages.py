@@ -20,14 +20,14 @@ def test_segment_errors_find_the_segment_a_shift_hit():
     frame = pd.DataFrame({
         "body": ["suv"] * 40 + ["sedan"] * 40 + ["van"] * 5,
         "make": ["kia"] * 85,
-        "price_eur": [10_000.0] * 85,
-        "predicted_price_eur": [7_000.0] * 40 + [9_500.0] * 40 + [1_000.0] * 5,
+        "market_price": [10_000.0] * 85,
+        "predicted_price": [7_000.0] * 40 + [9_500.0] * 40 + [1_000.0] * 5,
     })
     segments = segment_errors(frame, ("body", "make", "missing_column"), min_rows=30, reference_mape=0.1)
     assert [(s["column"], s["segment"], s["n"]) for s in segments] == [("body", "suv", 40), ("make", "kia", 85),
                                                                        ("body", "sedan", 40)]
     suv = segments[0]
-    assert round(suv["mape"], 3) == 0.3 and suv["mae_eur"] == 3000.0 and round(suv["vs_model"], 3) == 2.0
+    assert round(suv["mape"], 3) == 0.3 and suv["mae"] == 3000.0 and round(suv["vs_model"], 3) == 2.0
     assert all(s["segment"] != "van" for s in segments), "too few rows to judge"
     assert segment_errors(frame, ("body",), min_rows=30)[0]["vs_model"] is None
 
@@ -59,7 +59,7 @@ def _overview_rows(tmp_path: Path) -> list[dict]:
          "decay": 0.8, "triggers": json.dumps([{"kind": "decay", "reason": "r"}]),
          "report_path": str(tmp_path / "b2" / "drift.html"),
          "quality_report_path": str(tmp_path / "b2" / "quality.html"),
-         "segment_errors": json.dumps([{"column": "body", "segment": "suv", "n": 80, "mae_eur": 6000,
+         "segment_errors": json.dumps([{"column": "body", "segment": "suv", "n": 80, "mae": 6000,
                                         "mape": 0.35, "vs_model": 2.5}])},
     ])
     days = {"b1": date(2026, 11, 20), "b2": date(2026, 11, 21), "b3": date(2026, 11, 22)}
@@ -91,19 +91,19 @@ def test_index_before_two_monitored_batches_says_plots_come_later():
 def test_model_view_shows_champion_coverage_flag_and_rejections():
     champion = {"version": "v2", "status": "champion", "trained_at": pd.Timestamp("2026-11-20 15:00"),
                 "trained_because": "(decay) MAPE up", "n_train": 9000, "train_batches": 4, "decision": "promoted",
-                "reason": "mae improves", "evaluation": {"mae_eur": 1947.3, "median_ape": 0.095, "mape": 0.12,
+                "reason": "mae improves", "evaluation": {"mae": 1947.3, "median_ape": 0.095, "mape": 0.12,
                                                          "r2": 0.91, "interval_coverage": 0.73, "n": 624},
-                "promoted_at": pd.Timestamp("2026-11-20 15:01"), "promoted_because": "mae_eur 1947 improves on 2100",
+                "promoted_at": pd.Timestamp("2026-11-20 15:01"), "promoted_because": "mae 1947 improves on 2100",
                 "code_version": "0.1+abc", "sha256": "f" * 64, "artifact": "/m/v2"}
     history = [champion, {"version": "v3", "status": "rejected", "trained_at": pd.Timestamp("2026-11-21"),
-                          "trained_because": "cadence", "decision": "rejected", "mae_eur": 2050.0,
-                          "champion_mae_eur": 1990.0, "reason": "mae_eur 2050 does not improve on 1990 by 1%"}]
-    view = ModelOverview(champion, history, [{"batch_id": "b9", "n_fresh": 600, "mae_eur": 2100.0, "mape": 0.13,
+                          "trained_because": "cadence", "decision": "rejected", "mae": 2050.0,
+                          "champion_mae": 1990.0, "reason": "mae 2050 does not improve on 1990 by 1%"}]
+    view = ModelOverview(champion, history, [{"batch_id": "b9", "n_fresh": 600, "mae": 2100.0, "mape": 0.13,
                                               "decay": 0.08}])
     page = render_model(view, coverage_tolerance=0.05)
     assert "Champion v2" in page and "1,947 €" in page and "9.5%" in page
     assert '<span class="bad">73%</span>' in page and "interval too narrow: covers 73% of prices, target 90%" in page
-    assert "mae_eur 1947 improves on 2100" in page and "(decay) MAPE up" in page
+    assert "mae 1947 improves on 2100" in page and "(decay) MAPE up" in page
     assert '<td class="bad">rejected</td>' in page and "does not improve on 1990 by 1%" in page
     assert "<td>b9</td>" in page
     assert "No champion yet" in render_model(ModelOverview(None, []), 0.05)

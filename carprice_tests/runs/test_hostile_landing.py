@@ -32,7 +32,7 @@ def batch(landing: Path, name: str, manifest: dict | None = None, listings: str 
 def listing(**values) -> str:
     row = {"url": "https://cars.example/1", "source": "hostile", "scraped_at": "2026-02-10T06:00:00+00:00",
            "page_format": "json-ld", "make": "VW", "model": "Golf", "price": 9000.0, "currency": "EUR",
-           "price_eur": 9000.0, "mileage_km": 80000.0, "model_year": 2018, "listed_at": "2026-02-10"}
+           "market_price": 9000.0, "mileage_km": 80000.0, "model_year": 2018, "listed_at": "2026-02-10"}
     return json.dumps({**row, **values})
 
 

@@ -7,7 +7,6 @@ import pytest
 from scrapers import normalize
 from scrapers.items import CarListing
 from scrapers.pipelines import listing_problem, normalize_listing
-from scrapers.settings import EUR_PER_UNIT
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -49,16 +48,25 @@ def test_detect_currency(currency, price_text, expected):
     assert normalize.detect_currency(currency, price_text) == expected
 
 
-@pytest.mark.parametrize(("amount", "currency", "expected"), [
-    (12500.0, "EUR", 12500.0),
-    (100.0, "GBP", 117.65),
-    (1000.0, "SEK", 87.0),
-    (12500.0, "JPY", None),      # unknown currency
-    (12500.0, None, None),
-    (None, "EUR", None),
+@pytest.mark.parametrize(("value", "unit", "default_unit", "expected"), [
+    ("45,000", None, "km", 45000.0),
+    ("45,000", None, "mi", 72420.5),          # a US site's bare number is miles
+    ("45,000 km", None, "mi", 45000.0),       # ... unless the page says km
+    ("45,000", "KMT", "mi", 45000.0),
+    ("45,000", "SMI", "km", 72420.5),
+    ("45,000 miles", None, "km", 72420.5),
 ])
-def test_to_eur(amount, currency, expected):
-    assert normalize.to_eur(amount, currency, EUR_PER_UNIT) == expected
+def test_mileage_without_a_unit_is_in_the_sources_unit(value, unit, default_unit, expected):
+    assert normalize.mileage_km(value, unit, default_unit) == expected
+
+
+def test_a_price_without_currency_takes_the_sources_currency():
+    item = normalize_listing(CarListing(url="https://cars.example/1", source="test", scraped_at="2026-01-15T08:00",
+                                        page_format="json-ld", **{**GOOD_RAW, "price_raw": "12500",
+                                                                   "currency_raw": None, "mileage_unit_raw": None}),
+                             default_currency="usd", distance_unit="mi")
+    assert (item.price, item.currency, item.mileage_km) == (12500.0, "USD", 72420.5)
+    assert listing_problem(item) is None
 
 
 @pytest.mark.parametrize(("value", "unit", "expected"), [
@@ -199,13 +207,13 @@ GOOD_RAW = dict(make_raw="VW", model="Golf", price_raw="€ 12.500", currency_ra
 def normalized(**raw) -> CarListing:
     item = CarListing(url="https://cars.example/1", source="test", scraped_at="2026-01-15T08:00:00+00:00",
                       page_format="json-ld", **{**GOOD_RAW, **raw})
-    return normalize_listing(item, EUR_PER_UNIT)
+    return normalize_listing(item)
 
 
 def test_a_good_listing_has_no_problem():
     item = normalized()
-    assert (item.make, item.price_eur, item.mileage_km) == ("Volkswagen", 12500.0, 45000.0)
-    assert listing_problem(item, EUR_PER_UNIT) is None
+    assert (item.make, item.price, item.currency, item.mileage_km) == ("Volkswagen", 12500.0, "EUR", 45000.0)
+    assert listing_problem(item) is None
 
 
 @pytest.mark.parametrize(("raw", "problem"), [
@@ -215,7 +223,7 @@ def test_a_good_listing_has_no_problem():
     ({"price_raw": None}, ("missing price", "")),
     ({"price_raw": "on request"}, ("unreadable price", "'on request'")),
     ({"price_raw": "12500", "currency_raw": None}, ("price without currency", "'12500'")),
-    ({"currency_raw": "JPY"}, ("unknown currency", "'JPY'")),
+    ({"currency_raw": "Euro"}, ("unreadable currency", "'EURO'")),
     ({"price_raw": "¥ 1,250,000", "currency_raw": None}, ("price without currency", "'¥ 1,250,000'")),
     ({"mileage_raw": "see photos"}, ("unreadable mileage", "'see photos'")),
     ({"make_raw": None, "price_raw": None}, ("missing make", "")),  # the first problem is the one reported
@@ -225,11 +233,11 @@ def test_a_good_listing_has_no_problem():
     ({"doors_raw": "1e30"}, ("doors out of range", "'1e30'")),
 ])
 def test_listing_problem(raw, problem):
-    assert listing_problem(normalized(**raw), EUR_PER_UNIT) == problem
+    assert listing_problem(normalized(**raw)) == problem
 
 
 def test_a_problem_is_a_reason_category_with_the_raw_value_cut_in_the_detail():
-    problem = listing_problem(normalized(price_raw="1" * 400 + " Euro, call us"), EUR_PER_UNIT)
+    problem = listing_problem(normalized(price_raw="1" * 400 + " Euro, call us"))
     assert problem.reason == "unreadable price"
     assert problem.detail.startswith("'1111") and problem.detail.endswith("... (416 chars)")
     assert len(problem.detail) < 150
@@ -248,7 +256,7 @@ def test_a_whole_number_beyond_64_bits_is_kept_for_listing_problem_to_reject():
 
 
 def test_missing_mileage_is_not_a_problem():
-    assert listing_problem(normalized(mileage_raw=None, mileage_unit_raw=None), EUR_PER_UNIT) is None
+    assert listing_problem(normalized(mileage_raw=None, mileage_unit_raw=None)) is None
 
 
 @pytest.mark.parametrize(("text", "expected"), [

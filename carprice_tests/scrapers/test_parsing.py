@@ -29,7 +29,6 @@ from scrapers.parsing import (
     parse_listing_page,
 )
 from scrapers.pipelines import listing_problem, normalize_listing
-from scrapers.settings import EUR_PER_UNIT
 
 AUTOMARKT = "http://127.0.0.1:8000"
 SOURCE = "fixture"
@@ -130,28 +129,27 @@ def test_text_and_bytes_html_parse_the_same():
 
 
 def test_automarkt_jsonld_listing_normalizes_miles_pounds_and_make():
-    item = normalize_listing(parsed_listing("automarkt_detail_jsonld.html", JSONLD_URL), EUR_PER_UNIT)
+    item = normalize_listing(parsed_listing("automarkt_detail_jsonld.html", JSONLD_URL))
     assert item.make == "Volkswagen"
     assert item.mileage_km == 22780.3  # 14,155 miles
     assert item.price == 23750.0 and item.currency == "GBP"
-    assert item.price_eur == pytest.approx(23750 * EUR_PER_UNIT["GBP"], abs=0.01)
     assert item.seller_type == "private"
     assert (item.model_year, item.first_registration) == (2023, "2023-12-01")
     assert (item.fuel, item.transmission, item.power_kw, item.doors) == ("electric", "automatic", 190.0, 5)
     assert item.listed_at == "2025-12-26"
-    assert listing_problem(item, EUR_PER_UNIT) is None
+    assert listing_problem(item) is None
 
 
 def test_automarkt_microdata_listing_normalizes_text_price_bhp_and_make():
-    item = normalize_listing(parsed_listing("automarkt_detail_microdata.html", MICRODATA_URL), EUR_PER_UNIT)
+    item = normalize_listing(parsed_listing("automarkt_detail_microdata.html", MICRODATA_URL))
     assert item.make == "Citroën"
     assert item.mileage_km == 65600.0
-    assert (item.price, item.currency, item.price_eur) == (7290.0, "EUR", 7290.0)
+    assert (item.price, item.currency) == (7290.0, "EUR")
     assert item.seller_type == "dealer"
     assert item.power_kw == 88.0  # 118 BHP
     assert (item.model_year, item.first_registration) == (2017, "2017-11-20")
     assert (item.fuel, item.transmission, item.body) == ("diesel", "manual", "suv")
-    assert listing_problem(item, EUR_PER_UNIT) is None
+    assert listing_problem(item) is None
 
 
 # --- detail pages of other sites ------------------------------------------------------------
@@ -171,7 +169,7 @@ def test_product_with_offer_in_a_graph_is_read_as_a_listing():
     assert (item.site_listing_id, item.color) == ("GD-4411", "Gris Artense")
     assert item.condition_raw == "https://schema.org/UsedCondition"
     assert item.mileage_raw is None and item.listed_at_raw is None
-    normalized = normalize_listing(item, EUR_PER_UNIT)
+    normalized = normalize_listing(item)
     assert (normalized.make, normalized.seller_type, normalized.condition) == ("Peugeot", "dealer", None)
     assert normalized.listed_at == SCRAPED_AT[:10]  # no validFrom: the day it was scraped
 
@@ -180,9 +178,9 @@ def test_price_currency_inside_price_specification_is_read():
     """A PriceSpecification carries its own priceCurrency; sites using it often state the currency only there."""
     item = parsed_listing("othersite_product_offer.html", PRODUCT_URL)
     assert item.currency_raw == "EUR"
-    normalized = normalize_listing(item, EUR_PER_UNIT)
-    assert normalized.price_eur == 14990.0
-    assert listing_problem(normalized, EUR_PER_UNIT) is None
+    normalized = normalize_listing(item)
+    assert (normalized.price, normalized.currency) == (14990.0, "EUR")
+    assert listing_problem(normalized) is None
 
 
 def test_vehicle_with_list_type_and_manufacturer_is_read_as_a_listing():
@@ -202,14 +200,14 @@ def test_vehicle_with_list_type_and_manufacturer_is_read_as_a_listing():
 
 
 def test_vehicle_with_list_type_normalizes():
-    item = normalize_listing(parsed_listing("othersite_vehicle_list_types.html", VEHICLE_URL), EUR_PER_UNIT)
+    item = normalize_listing(parsed_listing("othersite_vehicle_list_types.html", VEHICLE_URL))
     assert item.make == "Skoda"
     assert item.mileage_km == 98170.0  # 61,000 miles
     assert item.power_kw == 110.3  # 150 PS
-    assert item.price_eur == pytest.approx(8995 * EUR_PER_UNIT["GBP"], abs=0.01)
+    assert (item.price, item.currency) == (8995.0, "GBP")
     assert (item.seller_type, item.transmission, item.body) == ("private", "automatic", "estate")
     assert (item.model_year, item.first_registration, item.listed_at) == (2016, "2016-03-01", "2026-01-14")
-    assert listing_problem(item, EUR_PER_UNIT) is None
+    assert listing_problem(item) is None
 
 
 # --- pages without a listing ----------------------------------------------------------------
@@ -341,7 +339,7 @@ def test_additional_property_pairs_become_a_key_value_map():
         "size": "full-size", "vehicle_type": "pickup", "doors": "4"}
     # The page states its condition only as a property.
     assert item.condition_raw == "Excellent"
-    assert normalize_listing(item, EUR_PER_UNIT).condition == "excellent"
+    assert normalize_listing(item).condition == "excellent"
 
 
 def test_additional_property_as_one_dict_and_capped_against_hostile_pages():

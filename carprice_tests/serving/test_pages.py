@@ -35,11 +35,11 @@ def test_the_owner_page_values_a_car_from_its_query(client, installation):
     assert blank.status_code == 200 and f'<option value="{car["make"]}"' in blank.text
     assert 'id="answer"' not in blank.text
     page = client.get("/", params={k: car[k] for k in ("make", "model", "model_year", "mileage_km",
-                                                       "asking_price_eur")})
+                                                       "asking_price")})
     api = client.post("/api/v1/valuations", json={k: car[k] for k in ("make", "model", "model_year", "mileage_km",
-                                                                        "asking_price_eur")}).json()
+                                                                        "asking_price")}).json()
     price = re.search(r'id="price">€([\d,]+)<', page.text).group(1)
-    assert int(price.replace(",", "")) == api["valuation"]["predicted_price_eur"]
+    assert int(price.replace(",", "")) == api["valuation"]["predicted_price"]
     assert re.search(r'id="rating">(\w+)<', page.text).group(1) == api["valuation"]["rating"]
     assert page.text.count("<tr>") >= 5 + 1 and "learns what sellers ask, not what buyers pay" in page.text
     assert page.headers["X-Model-Version"] == api["model_version"]
@@ -130,7 +130,7 @@ def test_an_owner_fills_the_form_in_a_browser_and_reads_price_and_rating(install
                 document.getElementById('model').value = {json.dumps(car['model'])};
                 document.getElementById('model_year').value = {car['model_year']};
                 document.getElementById('mileage_km').value = {int(car['mileage_km'])};
-                document.getElementById('asking_price_eur').value = {int(car['asking_price_eur'])};
+                document.getElementById('asking_price').value = {int(car['asking_price'])};
                 document.getElementById('submit').click();
             }})()""")
             price = browser.wait_for("document.getElementById('price')?.textContent")

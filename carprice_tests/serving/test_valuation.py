@@ -97,7 +97,7 @@ def test_listed_and_other_effects_add_up_to_the_prediction():
         sizes = [abs(e["log_effect"]) for e in row["effects"]]
         assert sizes == sorted(sizes, reverse=True) and sizes[0] == pytest.approx(np.abs(effects.iloc[i]).max())
         total = sum(e["log_effect"] for e in row["effects"]) + row["other_log_effect"]
-        assert np.log(row["baseline_price_eur"]) + total == pytest.approx(baseline[i] + effects.iloc[i].sum(),
+        assert np.log(row["baseline_price"]) + total == pytest.approx(baseline[i] + effects.iloc[i].sum(),
                                                                           abs=1e-4)
         assert row["effects"][0]["effect_pct"] == pytest.approx(np.expm1(row["effects"][0]["log_effect"]) * 100,
                                                                 abs=0.01)
@@ -111,12 +111,12 @@ def test_a_described_car_gets_the_feature_row_its_listing_got():
         listing = clean.iloc[i]
         # As the API passes a request on: a column per field, missing as None, the asking price beside.
         car = {c: [None if pd.isna(listing[c]) else listing[c]] for c in CAR_FIELDS if c in clean}
-        car["asking_price_eur"] = [float(listing["price_eur"])]
+        car["asking_price"] = [float(listing["market_price"])]
         described = request_features(car, pd.Timestamp(listing["listed_at"]))
         for name in FEATURES:
             want, got = listed[name].iloc[i], described[name][0]
             assert (pd.isna(want) and pd.isna(got)) or want == pytest.approx(got), name
-        assert described["price_eur"][0] == listing["price_eur"]
+        assert described["market_price"][0] == listing["market_price"]
 
 
 def test_fields_a_client_leaves_out_are_missing_features():
@@ -126,7 +126,7 @@ def test_fields_a_client_leaves_out_are_missing_features():
     assert described["age_years"][0] == pytest.approx((pd.Timestamp("2026-06-01") - pd.Timestamp("2019-07-01")).days
                                                       / 365.25)
     assert np.isnan(described["mileage_km"][0]) and described["fuel"][0] is None
-    assert np.isnan(described["price_eur"][0]) and described["service_history"][0] == 0
+    assert np.isnan(described["market_price"][0]) and described["service_history"][0] == 0
 
 
 def test_a_champion_split_at_random_learned_only_from_the_cars_it_kept_and_had_seen(tmp_path):

@@ -27,8 +27,8 @@ def with_properties(clean: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
     # A key on a few listings only is not a feature.
     for p in props[:10]:
         p["warranty"] = "yes"
-    price = clean["price_eur"] * np.where(title == "Salvage", 0.66, 1.0)
-    return clean.assign(source="classifieds", properties=[json.dumps(p) for p in props], price_eur=price.round())
+    price = clean["market_price"] * np.where(title == "Salvage", 0.66, 1.0)
+    return clean.assign(source="classifieds", properties=[json.dumps(p) for p in props], market_price=price.round())
 
 
 def test_properties_a_source_publishes_become_columns_known_ones_normalized():

@@ -153,15 +153,15 @@ def test_rollback_restores_an_earlier_champion(tmp_path, features):
 
 def test_promotion_rule_on_known_numbers():
     def scores(mae, slices=None):
-        return {"overall": {"mae_eur": mae, "n": 500}, "slices": slices or {}}
+        return {"overall": {"mae": mae, "n": 500}, "slices": slices or {}}
 
     base = {"linear_ridge": scores(2000.0), "median_make_model_year": scores(4000.0)}
     assert decide_promotion(scores(1800.0), None, base, CFG).promote
     assert not decide_promotion(scores(2100.0), None, base, CFG).promote
     assert decide_promotion(scores(990.0), scores(1000.0), base, CFG).promote
     assert not decide_promotion(scores(995.0), scores(1000.0), base, CFG).promote, "1% margin"
-    slices_ch = {"make=bmw": {"mae_eur": 3000.0, "n": 80}, "make=kia": {"mae_eur": 900.0, "n": 20}}
-    slices_cp = {"make=bmw": {"mae_eur": 2000.0, "n": 80}, "make=kia": {"mae_eur": 100.0, "n": 20}}
+    slices_ch = {"make=bmw": {"mae": 3000.0, "n": 80}, "make=kia": {"mae": 900.0, "n": 20}}
+    slices_cp = {"make=bmw": {"mae": 2000.0, "n": 80}, "make=kia": {"mae": 100.0, "n": 20}}
     decision = decide_promotion(scores(900.0, slices_ch), scores(1000.0, slices_cp), base, CFG)
     assert not decision.promote and list(decision.details["slice_regressions"]) == ["make=bmw"]
 
@@ -171,6 +171,6 @@ def test_median_baseline_falls_back_to_coarser_groups(features):
     odd = features.head(3).assign(model="unknown", model_year=1900.0)
     predicted = baseline.predict(odd)
     assert np.isfinite(predicted).all()
-    by_make = features.groupby("make")["price_eur"].median()
+    by_make = features.groupby("make")["market_price"].median()
     assert predicted[0] == by_make[odd.iloc[0]["make"]]
     assert score(features, baseline.predict(features))["overall"]["n"] == len(features)

@@ -19,11 +19,11 @@ def profile(**overrides) -> dict:
     """A plausible batch profile; tests change one thing at a time."""
     base = {
         "batch_ids": ["b"], "n": 1000, "n_rejects": 5, "reject_rate": 0.005, "reject_reasons": {"HTTP 404": 5},
-        "null_rate": {"make": 0.0, "model": 0.0, "price_eur": 0.0, "mileage_km": 0.015, "power_kw": 0.06,
+        "null_rate": {"make": 0.0, "model": 0.0, "price": 0.0, "mileage_km": 0.015, "power_kw": 0.06,
                       "model_year": 0.01, "fuel": 0.03},
-        "out_of_range_rate": {"price_eur": 0.01, "mileage_km": 0.0},
-        "duplicate_rate": 0.0, "repost_rate": 0.02, "median_price_eur": 12000.0, "median_km_per_year": 13000.0,
-        "quantiles": {"log_price_eur": [9 + q / 100 for q in QUANTILES], "mileage_km": [q * 2000 for q in QUANTILES],
+        "out_of_range_rate": {"market_price": 0.01, "mileage_km": 0.0},
+        "duplicate_rate": 0.0, "repost_rate": 0.02, "median_market_price": 12000.0, "median_km_per_year": 13000.0,
+        "quantiles": {"log_market_price": [9 + q / 100 for q in QUANTILES], "mileage_km": [q * 2000 for q in QUANTILES],
                       "model_year": [2005 + q / 5 for q in QUANTILES], "power_kw": [50 + q for q in QUANTILES]},
         "categories": {"make": {"volkswagen": 0.2, "bmw": 0.1, "kia": 0.7}, "currency": {"eur": 0.92, "gbp": 0.08},
                        "fuel": {"petrol": 0.6, "diesel": 0.4}},
@@ -55,12 +55,12 @@ def test_type_families():
 def test_columns_new_missing_and_retyped_are_named():
     landed = contract_columns()
     assert checks.check_columns(landed).passed
-    landed = {**landed, "vin": "text", "price_eur": "text"}
+    landed = {**landed, "vin": "text", "price": "text"}
     del landed["mileage_km"]
     out = checks.check_columns(landed)
     assert not out.passed
     assert out.metrics["new"] == ["vin"] and out.metrics["missing"] == ["mileage_km"]
-    assert out.metrics["retyped"] == ["price_eur: number -> text"]
+    assert out.metrics["retyped"] == ["price: number -> text"]
     assert checks.check_columns({**contract_columns(), "power_kw": "null"}).passed, "an all-null column is no retype"
 
 
@@ -84,7 +84,7 @@ def test_values_against_the_source_reference_out_of_range_null_rise_duplicates_r
     ref = profile()
     assert checks.check_values(profile(), ref, CFG).passed
     cases = {
-        "out of plausible range: price_eur 60.0% > 4.0%": changed("out_of_range_rate/price_eur", 0.6),
+        "out of plausible range: market_price 60.0% > 4.0%": changed("out_of_range_rate/market_price", 0.6),
         "null rates: mileage_km 90.0% > 6.5%": changed("null_rate/mileage_km", 0.9),
         "null rates: make 1.0% > 0.0%": changed("null_rate/make", 0.01),
         "duplicate rate 66.0% > 2.0% (reference 0.0% + 2%)": changed("duplicate_rate", 0.66),
@@ -100,24 +100,24 @@ def test_values_against_the_source_reference_out_of_range_null_rise_duplicates_r
 
 def test_a_source_whose_normal_is_messy_is_judged_against_its_own_normal():
     # A classifieds site: placeholder prices, fields it never publishes, reposts. Its reviewed reference says so.
-    messy = changed("out_of_range_rate/price_eur", 0.155, changed("repost_rate", 0.245, changed(
+    messy = changed("out_of_range_rate/market_price", 0.155, changed("repost_rate", 0.245, changed(
         "null_rate/power_kw", 1.0, changed("null_rate/seller_type", 1.0))))
     assert checks.check_values(messy, messy, CFG).passed
     assert checks.check_values(changed("repost_rate", 0.26, messy), messy, CFG).passed, "a small move is normal"
-    worse = checks.check_values(changed("out_of_range_rate/price_eur", 0.4, messy), messy, CFG)
-    assert worse.failures == ["out of plausible range: price_eur 40.0% > 18.5%"]
+    worse = checks.check_values(changed("out_of_range_rate/market_price", 0.4, messy), messy, CFG)
+    assert worse.failures == ["out of plausible range: market_price 40.0% > 18.5%"]
 
 
 def test_a_new_source_is_held_for_onboarding_with_its_profile_and_only_the_absolute_contract_applies():
-    messy = changed("out_of_range_rate/price_eur", 0.155, changed("repost_rate", 0.245, changed(
+    messy = changed("out_of_range_rate/market_price", 0.155, changed("repost_rate", 0.245, changed(
         "null_rate/power_kw", 1.0)))
     assert checks.check_values(messy, None, CFG).passed, "nothing to compare rates with yet"
     assert checks.check_values(changed("null_rate/make", 0.2), None, CFG).failures == ["null rates: make 20.0% > 0.0%"]
-    impossible = checks.check_values(changed("impossible_rate", {"price_eur": 0.02}), None, CFG)
-    assert impossible.failures == ["impossible values: price_eur 2.0% (max 1%)"]
+    impossible = checks.check_values(changed("impossible_rate", {"market_price": 0.02}), None, CFG)
+    assert impossible.failures == ["impossible values: market_price 2.0% (max 1%)"]
     held = checks.check_onboarded(messy, None)
     assert not held.passed and held.failures[0].startswith("first batch of a new source: held for review")
-    assert "never published: power_kw" in held.failures[0] and "implausible: price_eur 16%" in held.failures[0]
+    assert "never published: power_kw" in held.failures[0] and "implausible: market_price 16%" in held.failures[0]
     assert held.metrics["fields_never_published"] == ["power_kw"] and held.metrics["repost_rate"] == 0.245
     assert held.metrics["ranges_p1_p50_p99"]["mileage_km"] == [2000.0, 100000.0, 198000.0]
     assert checks.check_onboarded(messy, messy).passed
@@ -126,8 +126,8 @@ def test_a_new_source_is_held_for_onboarding_with_its_profile_and_only_the_absol
 def test_units_prices_mileage_and_currencies():
     ref = profile()
     assert checks.check_units(profile(), ref, CFG).passed
-    out = checks.check_units(profile(median_price_eur=1_200_000.0), ref, CFG)
-    assert out.failures == ["prices on another scale: median_price_eur 1,200,000 is 100.00x the reference 12,000"]
+    out = checks.check_units(profile(median_market_price=1_200_000.0), ref, CFG)
+    assert out.failures == ["prices on another scale: median_market_price 1,200,000 is 100.00x the reference 12,000"]
     out = checks.check_units(profile(median_km_per_year=13000 * 1.609), ref, CFG)
     assert out.failures[0].startswith("mileage in another unit: median_km_per_year 20,917 is 1.61x")
     out = checks.check_units(changed("categories/currency", {"eur": 0.85, "gbp": 0.08, "pln": 0.07}), ref, CFG)
@@ -166,8 +166,8 @@ def test_run_checks_returns_every_check_in_order():
 
 
 def test_merged_reference_pools_rates_and_averages_quantiles():
-    a = profile(n=1000, n_rejects=10, median_price_eur=10000.0)
-    b = changed("null_rate/mileage_km", 0.115, profile(n=3000, n_rejects=30, median_price_eur=14000.0,
+    a = profile(n=1000, n_rejects=10, median_market_price=10000.0)
+    b = changed("null_rate/mileage_km", 0.115, profile(n=3000, n_rejects=30, median_market_price=14000.0,
                                                        batch_ids=["c"]))
     b["quantiles"]["power_kw"] = [q + 100 for q in a["quantiles"]["power_kw"]]
     b["categories"]["currency"] = {"eur": 1.0}
@@ -176,7 +176,7 @@ def test_merged_reference_pools_rates_and_averages_quantiles():
     assert merged["n"] == 4000 and merged["batch_ids"] == ["b", "c"]
     assert merged["reject_rate"] == pytest.approx(40 / 4040)
     assert merged["null_rate"]["mileage_km"] == pytest.approx(0.25 * 0.015 + 0.75 * 0.115)
-    assert merged["median_price_eur"] == pytest.approx(13000.0)
+    assert merged["median_market_price"] == pytest.approx(13000.0)
     assert merged["quantiles"]["power_kw"][0] == pytest.approx(a["quantiles"]["power_kw"][0] + 75)
     assert merged["categories"]["currency"] == pytest.approx({"eur": 0.25 * 0.92 + 0.75, "gbp": 0.25 * 0.08})
     assert merged["source_fields"]["vehicleModelDate"]["types"] == pytest.approx({"string": 0.25, "number": 0.75})

@@ -161,7 +161,7 @@ FAULT_EXPECTATIONS = {
     "remove_field": {CHECK_SOURCE_FIELDS: "missing fields ['vehicleModelDate']", CHECK_VALUES: "model_year"},
     "new_field": {CHECK_SOURCE_FIELDS: "new fields ['emissionsCO2', 'vehicleIdentificationNumber']"},
     "km_labelled_miles": {CHECK_UNITS: "mileage in another unit", CHECK_DISTRIBUTIONS: "mileage_km drifted"},
-    "prices_x100": {CHECK_VALUES: "out of plausible range: price_eur", CHECK_UNITS: "prices on another scale"},
+    "prices_x100": {CHECK_VALUES: "out of plausible range: market_price", CHECK_UNITS: "prices on another scale"},
     "new_currency": {CHECK_UNITS: "currencies not seen before"},
     "broken_pages": {CHECK_VALUES: "reject rate"},
     "duplicate_flood": {CHECK_VALUES: "duplicate rate"},

@@ -1,0 +1,1 @@
+"""Money: the market currency of an installation and the dated exchange rates into it."""
