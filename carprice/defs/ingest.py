@@ -51,7 +51,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: ValidationRunConfig,
     if not verdict.admitted:
         alerts.send(wh, quarantine_alerts(verdict), context.log, context.run.run_id)
     # The reports index lists every verdict, quarantines included (monitoring never runs for those).
-    write_pages(wh, reports.root, MonitoringConfig().coverage_tolerance)
+    write_pages(wh, reports.root, MonitoringConfig().coverage_tolerance, warehouse.market_currency)
     top = top_reject_reasons(wh, batch.batch_id)
     status = verdict.status
     if not verdict.admitted:

@@ -68,8 +68,9 @@ def quality_line(summary: MonitoringSummary, currency: str = BASE) -> str:
 
 def monitoring_metadata(outcome: BatchMonitoring, reports: ReportsResource, market_day: str = "unknown",
                         currency: str = BASE) -> dict:
-    """What the UI shows of one batch's monitoring, rounded for reading (euros whole, errors and shares in %); the
-    retraining sensor reads the trigger keys, the run summary reads the numbers back with ``summary_numbers``."""
+    """What the UI shows of one batch's monitoring, rounded for reading (money in whole units, errors and shares in
+    %); the retraining sensor reads the trigger keys, the run summary reads the numbers back with
+    ``summary_numbers``."""
     metadata = {"status": outcome.status if outcome.status == MONITORED else f"{outcome.status}: {outcome.note}",
                 "market_day": market_day,
                 "retrain_requested": bool(outcome.triggers),
@@ -150,12 +151,12 @@ def batch_monitoring(context: dg.AssetExecutionContext, config: MonitoringRunCon
     except TypeError as exc:
         raise dg.Failure(f"unknown monitoring setting: {exc}") from exc
     try:
-        outcome = monitor_admitted_batch(wh, context.partition_key, cfg, reports.root)
+        outcome = monitor_admitted_batch(wh, context.partition_key, cfg, reports.root, warehouse.market_currency)
     except MonitoringError as exc:
         raise dg.Failure(str(exc)) from exc
     if outcome.alerts:
         alerts.send(wh, outcome.alerts, context.log, context.run.run_id)
-    write_pages(wh, reports.root, cfg.coverage_tolerance)
+    write_pages(wh, reports.root, cfg.coverage_tolerance, warehouse.market_currency)
     summary = outcome.summary
     if summary is not None:
         context.log.info("%s: %d/%d columns drifted, prediction drift %.3f, MAPE on %d new listings %s",

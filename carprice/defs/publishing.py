@@ -54,8 +54,8 @@ def challengers_table(view: ModelOverview, limit: int = 15, currency: str = BASE
 
 
 def overview_metadata(view: ModelOverview, coverage_tolerance: float, currency: str = BASE) -> dict:
-    """The current-model view as asset metadata: the champion's numbers in euros and percent first, the coverage
-    check, when and why it was promoted, then the challengers' table and its registry entry, condensed."""
+    """The current-model view as asset metadata: the champion's numbers in the market currency and percent first,
+    the coverage check, when and why it was promoted, then the challengers' table and its registry entry, condensed."""
     champ = view.champion
     if champ is None:
         return {"champion": "none yet", "challengers": dg.MetadataValue.md(challengers_table(view, currency=currency))}
@@ -94,11 +94,12 @@ def overview_metadata(view: ModelOverview, coverage_tolerance: float, currency: 
     pool="warehouse",
 )
 def model_overview(warehouse: WarehouseResource, reports: ReportsResource) -> dg.MaterializeResult:
-    """The current model at a glance: the champion's error in euros and percent, its interval's coverage against the
-    target, when and why it was promoted, and every challenger with its judgement (also a page of the reports)."""
+    """The current model at a glance: the champion's error in the market currency and percent, its interval's
+    coverage against the target, when and why it was promoted, and every challenger with its judgement (also a page
+    of the reports)."""
     wh = warehouse.get()
     tolerance = MonitoringConfig().coverage_tolerance
-    write_pages(wh, reports.root, tolerance)
+    write_pages(wh, reports.root, tolerance, warehouse.market_currency)
     return dg.MaterializeResult(metadata={
         **overview_metadata(overview.model_overview(wh), tolerance, warehouse.market_currency),
         "page": dg.MetadataValue.url(reports.url_of(reports.root / MODEL_PAGE))})

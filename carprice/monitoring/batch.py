@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.config import MonitoringConfig
+from carprice.money.rates import BASE
 from carprice.monitoring import store
 from carprice.monitoring.alerts import Alert
 from carprice.monitoring.drift import REFERENCE_FILE, MonitoringSummary, monitor_batch
@@ -49,7 +50,8 @@ def _skip(wh: Warehouse, batch_id: str, version: str | None, kind: str, reason: 
     return BatchMonitoring(batch_id, SKIPPED, note, version, triggers=[(kind, reason)])
 
 
-def monitor_admitted_batch(wh: Warehouse, batch_id: str, cfg: MonitoringConfig, reports_dir: Path) -> BatchMonitoring:
+def monitor_admitted_batch(wh: Warehouse, batch_id: str, cfg: MonitoringConfig, reports_dir: Path,
+                           currency: str = BASE) -> BatchMonitoring:
     """Compare an admitted batch with the champion's training sample and score the champion on the listings
     it never saw; record the report and any retraining requests."""
     status = status_of(wh, batch_id)
@@ -79,7 +81,8 @@ def monitor_admitted_batch(wh: Warehouse, batch_id: str, cfg: MonitoringConfig, 
     folder = reports_dir / batch_id
     summary = monitor_batch(reference, current, reference_quality=serving.metrics.get("evaluation", {}), cfg=cfg,
                             html_path=folder / "drift.html", quality_html_path=folder / "quality.html",
-                            title=f"{batch_id} vs champion {serving.version}", fresh=current["fresh"])
+                            title=f"{batch_id} vs champion {serving.version}", fresh=current["fresh"],
+                            currency=currency)
     store.store_report(wh, {"batch_id": batch_id, "model_version": serving.version,
                             "monitored_at": datetime.now(UTC), **summary.to_row()})
     triggers = [(t.kind, t.reason) for t in summary.triggers]

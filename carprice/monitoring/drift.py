@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from carprice.config import MonitoringConfig
+from carprice.money.rates import BASE
 from carprice.monitoring.pages import quality_preamble
 from carprice.monitoring.segments import segment_errors
 
@@ -85,7 +86,8 @@ class MonitoringSummary:
 
 def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_quality: dict[str, float],
                   cfg: MonitoringConfig, html_path: Path | None = None, title: str = "",
-                  fresh: pd.Series | None = None, quality_html_path: Path | None = None) -> MonitoringSummary:
+                  fresh: pd.Series | None = None, quality_html_path: Path | None = None,
+                  currency: str = BASE) -> MonitoringSummary:
     """Run one Evidently report on ``current`` against ``reference``, save it as HTML, and summarise it.
 
     Args:
@@ -172,7 +174,7 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
         prediction_drifted=prediction_score >= cfg.prediction_drift_threshold,
         target_drift_score=target_score, mae=mae, mape=mape, reference_mae=reference_mae,
         reference_mape=reference_mape, decay=decay, n_fresh=len(quality_frame), triggers=[], report_path=None)
-    summary.triggers = retraining_triggers(summary, cfg)
+    summary.triggers = retraining_triggers(summary, cfg, currency)
     if judge_quality:
         summary.segment_errors = segment_errors(quality_frame, cfg.segment_columns, cfg.min_segment_rows,
                                                 reference_mape)
@@ -181,13 +183,13 @@ def monitor_batch(reference: pd.DataFrame, current: pd.DataFrame, *, reference_q
     if quality_snapshot is not None and quality_html_path is not None:
         summary.quality_report_path = _save_html(quality_snapshot, Path(quality_html_path),
                                                  f"{title} (listings new to the model)",
-                                                 preamble=quality_preamble(summary))
+                                                 preamble=quality_preamble(summary, currency))
     elif fresh is None:
         summary.quality_report_path = summary.report_path
     return summary
 
 
-def retraining_triggers(summary: MonitoringSummary, cfg: MonitoringConfig) -> list[Trigger]:
+def retraining_triggers(summary: MonitoringSummary, cfg: MonitoringConfig, currency: str = BASE) -> list[Trigger]:
     """The reasons a summary gives to retrain: feature drift, prediction drift, and decay of the champion's error.
 
     Args:
@@ -217,7 +219,7 @@ def retraining_triggers(summary: MonitoringSummary, cfg: MonitoringConfig) -> li
         above = summary.mape / summary.reference_mape - 1
         mae = ""
         if summary.mae is not None and summary.reference_mae is not None:
-            mae = f"; MAE {summary.mae:,.0f} € vs {summary.reference_mae:,.0f} €"
+            mae = f"; MAE {summary.mae:,.0f} {currency} vs {summary.reference_mae:,.0f} {currency}"
         triggers.append(Trigger("decay", (
             f"champion MAPE on {summary.n_fresh} fresh listings is {summary.mape:.1%}, {above:.0%} above its "
             f"evaluation MAPE of {summary.reference_mape:.1%} (allowed margin {cfg.decay_margin:.0%}, "

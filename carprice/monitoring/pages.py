@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.ingest.store import batch_market_days
+from carprice.money.rates import BASE
 from carprice.monitoring import store
 from carprice.training.overview import ModelOverview, coverage_flag, model_overview
 from carprice.warehouse import Warehouse
@@ -39,10 +40,10 @@ def _pct(fraction, digits: int = 1, signed: bool = False) -> str:
     return f"{100 * float(fraction):{'+' if signed else ''}.{digits}f}%"
 
 
-def _eur(value) -> str:
+def _money(value, currency: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{float(value):,.0f} €"
+    return f"{float(value):,.0f} {escape(currency)}"
 
 
 def _count(value) -> str:
@@ -63,30 +64,31 @@ def short_day(day: date | None) -> str:
 # --- the summary above a quality report -------------------------------------------------------------------------
 
 
-def segments_table(segments: list[dict]) -> str:
+def segments_table(segments: list[dict], currency: str = BASE) -> str:
     """The champion's error by segment as an HTML table, worst first (segments above the model's own MAPE marked)."""
     if not segments:
         return '<p class="muted">No segment has enough new listings to be judged.</p>'
     rows = "".join(
         f'<tr><td>{escape(s["column"])}</td><td>{escape(s["segment"])}</td><td class="n">{s["n"]}</td>'
-        f'<td class="n">{_eur(s["mae"])}</td><td class="n">{_pct(s["mape"])}</td>'
+        f'<td class="n">{_money(s["mae"], currency)}</td><td class="n">{_pct(s["mape"])}</td>'
         f'<td class="n{" bad" if (s.get("vs_model") or 0) > 0.2 else ""}">{_pct(s.get("vs_model"), 0, True)}</td></tr>'
         for s in segments)
     return ("<table><tr><th>by</th><th>segment</th><th>new listings</th><th>MAE</th><th>MAPE</th>"
             f"<th>vs the model's own MAPE</th></tr>{rows}</table>")
 
 
-def quality_preamble(summary) -> str:
+def quality_preamble(summary, currency: str = BASE) -> str:
     """What the quality report is about, above Evidently's dashboard: the champion's error on listings new to it
     against its own evaluation, and by segment (``summary``: a monitoring.drift.MonitoringSummary)."""
     vs = ""
     if summary.reference_mape is not None and summary.mape is not None:
-        vs = (f" — its own evaluation gave MAPE {_pct(summary.reference_mape)}, MAE {_eur(summary.reference_mae)}"
+        vs = (f" — its own evaluation gave MAPE {_pct(summary.reference_mape)}, "
+              f"MAE {_money(summary.reference_mae, currency)}"
               f"; on new listings it is {_pct(summary.decay, 0, True)} relative to that")
     return ('<section style="font-family:system-ui,sans-serif;margin:1rem 1.5rem;max-width:1100px">'
-            f"<p><b>The champion on {summary.n_fresh} listings it never saw:</b> MAE {_eur(summary.mae)}, "
+            f"<p><b>The champion on {summary.n_fresh} listings it never saw:</b> MAE {_money(summary.mae, currency)}, "
             f"MAPE {_pct(summary.mape)}{vs}.</p><h3>Error by segment</h3>"
-            f"{segments_table(summary.segment_errors)}</section>"
+            f"{segments_table(summary.segment_errors, currency)}</section>"
             .replace("<table>", '<table style="border-collapse:collapse">'))
 
 
@@ -182,7 +184,7 @@ def render_index(rows: list[dict]) -> str:
 # --- the current-model view ---------------------------------------------------------------------------------------
 
 
-def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
+def render_model(view: ModelOverview, coverage_tolerance: float, currency: str = BASE) -> str:
     """The current-model view: the champion's cards, when and why it was promoted, its recent monitoring, and every
     model's judgement."""
     champ = view.champion
@@ -192,7 +194,7 @@ def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
         ev = champ["evaluation"]
         flag = coverage_flag(ev.get("interval_coverage"), view.coverage_target, coverage_tolerance)
         coverage_class = "bad" if flag else "ok"
-        cards = [("MAE", _eur(ev.get("mae"))), ("median abs % error", _pct(ev.get("median_ape"))),
+        cards = [("MAE", _money(ev.get("mae"), currency)), ("median abs % error", _pct(ev.get("median_ape"))),
                  ("MAPE", _pct(ev.get("mape"))), ("R²", f'{ev["r2"]:.3f}' if ev.get("r2") is not None else "–"),
                  (f"{view.coverage_target:.0%} interval covers",
                   f'<span class="{coverage_class}">{_pct(ev.get("interval_coverage"), 0)}</span>'),
@@ -208,7 +210,7 @@ def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
                   f'{escape(champ["code_version"])}</p>')
         if view.recent_monitoring:
             rows = "".join(f'<tr><td>{escape(m["batch_id"])}</td><td class="n">{_count(m["n_fresh"])}</td>'
-                           f'<td class="n">{_eur(m["mae"])}</td><td class="n">{_pct(m["mape"])}</td>'
+                           f'<td class="n">{_money(m["mae"], currency)}</td><td class="n">{_pct(m["mape"])}</td>'
                            f'<td class="n">{_pct(m["decay"], 0, True)}</td></tr>' for m in view.recent_monitoring)
             body += ("<h3>Since then, on listings new to it</h3><table><tr><th>batch</th><th>new listings</th>"
                      f"<th>MAE</th><th>MAPE</th><th>decay</th></tr>{rows}</table>")
@@ -216,8 +218,8 @@ def render_model(view: ModelOverview, coverage_tolerance: float) -> str:
         f'<tr><td>{escape(h["version"])}</td><td>{escape(str(h["trained_at"])[:16])}</td>'
         f'<td>{escape(h["trained_because"] or "")}</td>'
         f'<td class="{"ok" if h["decision"] == "promoted" else "bad" if h["decision"] == "rejected" else ""}">'
-        f'{escape(h["decision"])}</td><td class="n">{_eur(h.get("mae"))}</td>'
-        f'<td class="n">{_eur(h.get("champion_mae"))}</td><td>{escape(h["reason"])}</td>'
+        f'{escape(h["decision"])}</td><td class="n">{_money(h.get("mae"), currency)}</td>'
+        f'<td class="n">{_money(h.get("champion_mae"), currency)}</td><td>{escape(h["reason"])}</td>'
         f'<td>{escape(h["status"])}</td></tr>' for h in view.history)
     body += ("<h2>Challengers</h2><table><tr><th>version</th><th>trained</th><th>trained because</th><th>judgement</th>"
              "<th>its MAE</th><th>champion's MAE then</th><th>why</th><th>status now</th></tr>"
@@ -236,8 +238,10 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def write_pages(wh: Warehouse, reports_root: Path, coverage_tolerance: float) -> dict[str, Path]:
+def write_pages(wh: Warehouse, reports_root: Path, coverage_tolerance: float,
+                currency: str = BASE) -> dict[str, Path]:
     """Write the reports index and the current-model view into the reports folder from the warehouse as it is."""
     rows = index_rows(store.batch_overview(wh), batch_market_days(wh), reports_root)
     return {"index": _write(reports_root / INDEX_PAGE, render_index(rows)),
-            "model": _write(reports_root / MODEL_PAGE, render_model(model_overview(wh), coverage_tolerance))}
+            "model": _write(reports_root / MODEL_PAGE, render_model(model_overview(wh), coverage_tolerance,
+                                                                         currency))}

@@ -127,6 +127,7 @@ class DayReport:
 
     def render(self) -> str:
         """The detailed summary printed after `carprice run`."""
+        currency = self.settings.market_currency
         lines = ["", f"carprice: day {self.day} ({self.date}) finished, batch {self.status}",
                  f"  batch            {self.batch_id}"]
         if self.pages:
@@ -152,10 +153,11 @@ class DayReport:
                           f"{self.promotion_reason}"]
                 if self.metrics:
                     mm = self.metrics
-                    lines += [f"  on fresh data    MAE {mm['mae']:,.0f} EUR | median abs % error "
+                    lines += [f"  on fresh data    MAE {mm['mae']:,.0f} {currency} | median abs % error "
                               f"{100 * mm['median_ape']:.1f}% | R² {mm['r2']:.3f} | 90% interval coverage "
                               f"{100 * mm.get('interval_coverage', float('nan')):.0f}% | n={mm['n']}"]
-                lines += [f"  baseline         {name}: MAE {mae:,.0f} EUR" for name, mae in self.baselines.items()]
+                lines += [f"  baseline         {name}: MAE {mae:,.0f} {currency}"
+                          for name, mae in self.baselines.items()]
             else:
                 lines += [f"  training         {self.training_wait or 'none started'}"]
             lines += [f"  serving model    {self.model_version or 'none yet'}",

@@ -133,7 +133,7 @@ class PriceModel:
         return num_threads or self.params.get("num_threads", 2)
 
     def predict_price(self, df: Mapping[str, Any]) -> np.ndarray:
-        """Predicted prices in euros."""
+        """Predicted prices in the market currency."""
         return np.exp(self.predict_log(df))
 
     def predict_log(self, df: Mapping[str, Any], num_threads: int | None = None) -> np.ndarray:
@@ -143,7 +143,7 @@ class PriceModel:
 
     def predict_interval(self, df: Mapping[str, Any], num_threads: int | None = None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lower, predicted, upper) prices in euros; the interval covers INTERVAL_COVERAGE of prices."""
+        """(lower, predicted, upper) prices in the market currency; the interval covers INTERVAL_COVERAGE of prices."""
         log = self.predict_log(df, num_threads)
         return np.exp(log + self.interval[0]), np.exp(log), np.exp(log + self.interval[1])
 
@@ -345,7 +345,8 @@ def conformal_interval(residuals: np.ndarray, coverage: float = INTERVAL_COVERAG
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndarray | None = None,
                        upper: np.ndarray | None = None) -> dict[str, float]:
-    """MAE and R² in euros, median and mean absolute percentage error, row count, and interval coverage if given."""
+    """MAE (market currency) and R², median and mean absolute percentage error, row count, and interval coverage
+    if given."""
     actual = np.asarray(actual, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
     err = predicted - actual
@@ -364,7 +365,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndar
 
 
 def evaluate(model: PriceModel, df: pd.DataFrame) -> dict[str, float]:
-    """The model's metrics on ``df`` (prices in euros), interval coverage included."""
+    """The model's metrics on ``df`` (prices in the market currency), interval coverage included."""
     lower, predicted, upper = model.predict_interval(df)
     return regression_metrics(df["market_price"].to_numpy(), predicted, lower, upper)
 

@@ -63,7 +63,7 @@ def select_recipe(train: pd.DataFrame, base_params: dict | None = None, *, budge
                   search_rows: int = SEARCH_ROWS, candidates: tuple[dict, ...] = CANDIDATES,
                   seed: int = 7) -> RecipeChoice:
     """Try ``candidates`` on ``base_params`` (in order, until ``budget_s`` is spent) and keep the best by
-    validation MAE in euros."""
+    validation MAE in the market currency."""
     started = time.perf_counter()
     sample = train if len(train) <= search_rows else train.sample(search_rows, random_state=seed)
     best, choice = None, RecipeChoice(params={}, searched_rows=len(sample))

@@ -8,7 +8,7 @@ from carprice.training.modeling import PriceModel
 
 
 def value_listings(model: PriceModel, features: pd.DataFrame, model_version: str) -> pd.DataFrame:
-    """Per listing: asking price, predicted price with its interval (EUR), their ratio and the saving."""
+    """Per listing: asking price, predicted price with its interval (market currency), their ratio and the saving."""
     lower, predicted, upper = model.predict_interval(features)
     out = pd.DataFrame({
         "url": features["url"].to_numpy(),
@@ -43,7 +43,7 @@ def find_deals(valuations: pd.DataFrame, listings: pd.DataFrame) -> pd.DataFrame
 
 
 def deals_table(deals: pd.DataFrame) -> str:
-    """Deals as a Markdown table linking each listing, with asking, predicted price and saving in EUR."""
+    """Deals as a Markdown table linking each listing, with asking, predicted price and saving (market currency)."""
     return "\n".join(["| listing | asking | predicted | saving |", "|---|---:|---:|---:|"] + [
         f"| [{r.title}]({r.url}) | {r.asking_price:,.0f} | {r.predicted_price:,.0f} | {r.saving:,.0f} |"
         for r in deals.itertuples()])

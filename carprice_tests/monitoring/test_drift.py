@@ -170,7 +170,7 @@ def test_worse_errors_request_retraining_for_decay(reference):
     (decay,) = [t for t in summary.triggers if t.kind == "decay"]
     assert f"{summary.mape:.1%}" in decay.reason and "6.5%" in decay.reason
     assert "800 fresh listings" in decay.reason and "allowed margin 20%" in decay.reason
-    assert "vs 700 €" in decay.reason
+    assert "vs 700 EUR" in decay.reason
 
 
 def test_few_fresh_rows_report_no_quality_and_no_decay(reference):
@@ -259,7 +259,7 @@ def test_decay_only_strictly_above_the_margin():
     assert kinds(summary(mape=at_margin + 1e-6)) == ["decay"]
     (trigger,) = retraining_triggers(summary(mape=0.2, mae=2900.0), CFG)
     assert trigger.reason == ("champion MAPE on 1000 fresh listings is 20.0%, 82% above its evaluation MAPE of 11.0% "
-                              "(allowed margin 20%, i.e. up to 13.2%); MAE 2,900 € vs 1,600 €")
+                              "(allowed margin 20%, i.e. up to 13.2%); MAE 2,900 EUR vs 1,600 EUR")
 
 
 def test_decay_is_not_judged_without_enough_rows_or_a_reference():

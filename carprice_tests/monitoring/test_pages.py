@@ -101,7 +101,7 @@ def test_model_view_shows_champion_coverage_flag_and_rejections():
     view = ModelOverview(champion, history, [{"batch_id": "b9", "n_fresh": 600, "mae": 2100.0, "mape": 0.13,
                                               "decay": 0.08}])
     page = render_model(view, coverage_tolerance=0.05)
-    assert "Champion v2" in page and "1,947 €" in page and "9.5%" in page
+    assert "Champion v2" in page and "1,947 EUR" in page and "9.5%" in page
     assert '<span class="bad">73%</span>' in page and "interval too narrow: covers 73% of prices, target 90%" in page
     assert "mae 1947 improves on 2100" in page and "(decay) MAPE up" in page
     assert '<td class="bad">rejected</td>' in page and "does not improve on 1990 by 1%" in page
@@ -113,6 +113,20 @@ def test_quality_preamble_compares_with_the_models_own_evaluation():
     from carprice_tests.defs.test_metadata import _summary
 
     html = quality_preamble(_summary())
-    assert "The champion on 624 listings it never saw:</b> MAE 3,251 €, MAPE 11.9%" in html
-    assert "its own evaluation gave MAPE 10.0%, MAE 2,800 €; on new listings it is +19% relative" in html
+    assert "The champion on 624 listings it never saw:</b> MAE 3,251 EUR, MAPE 11.9%" in html
+    assert "its own evaluation gave MAPE 10.0%, MAE 2,800 EUR; on new listings it is +19% relative" in html
     assert "<td>suv</td>" in html and '<td class="n bad">+250%</td>' not in html and "+200%" in html
+
+
+def test_pages_and_triggers_name_the_installation_currency():
+    from carprice.config import MonitoringConfig
+    from carprice.monitoring.drift import retraining_triggers
+    from carprice_tests.defs.test_metadata import _summary
+
+    summary = _summary()
+    html = quality_preamble(summary, "USD")
+    assert "MAE 3,251 USD" in html and "EUR" not in html
+    assert all("EUR" not in t.reason for t in retraining_triggers(summary, MonitoringConfig(), "USD"))
+    decayed = _summary(mape=0.2, decay=1.0)
+    reasons = [t.reason for t in retraining_triggers(decayed, MonitoringConfig(), "USD")]
+    assert any("MAE 3,251 USD vs 2,800 USD" in reason for reason in reasons)
