@@ -64,6 +64,7 @@ class SourceConfig:
     name: str
     start_urls: tuple[str, ...] = ()      # result pages to walk (rel=next, ItemList data or link_css/next_css)
     sitemap_urls: tuple[str, ...] = ()    # sitemap.xml files (or robots.txt naming them) listing the listing pages
+    sitemap_pattern: str | None = None    # a regex a sitemap's page must match to be read as a listing (else: all)
     link_css: str = "a.listing-link"      # listing links on a result page without ItemList data
     next_css: str | None = None           # the next results page when the site has no rel=next
     allowed_domains: tuple[str, ...] = ()  # empty: the hosts of the start and sitemap URLs
@@ -94,7 +95,9 @@ class SourceConfig:
         """The Scrapy settings of a crawl of this source."""
         return {"CONCURRENT_REQUESTS_PER_DOMAIN": self.concurrency, "CONCURRENT_REQUESTS": max(16, self.concurrency),
                 "DOWNLOAD_DELAY": self.delay_s, "AUTOTHROTTLE_ENABLED": self.autothrottle,
-                "ROBOTSTXT_OBEY": self.obey_robots, "USER_AGENT": self.user_agent, **self.scrapy_settings}
+                "ROBOTSTXT_OBEY": self.obey_robots, "USER_AGENT": self.user_agent,
+                **({"SITEMAP_LISTING_PATTERN": self.sitemap_pattern} if self.sitemap_pattern else {}),
+                **self.scrapy_settings}
 
 
 # The embedded marketplace: the default entry of every sources.toml. Loopback answers in milliseconds, so it may

@@ -32,6 +32,7 @@ HEADER = """\
 #
 #   start_urls      result pages to walk: rel=next links, ItemList JSON-LD, or link_css/next_css below
 #   sitemap_urls    sitemap.xml files (or a robots.txt naming them) that list the listing pages
+#   sitemap_pattern a regular expression a sitemap's page must match to be read as a listing (default: all)
 #   link_css        listing links on a result page without ItemList data   (default "a.listing-link")
 #   next_css        the next results page on a site without rel=next
 #   allowed_domains hosts the crawl may visit (default: those of the start and sitemap URLs)
@@ -158,6 +159,12 @@ def _checked(key: str, value: object, fail) -> object:
     if not isinstance(value, str):
         raise fail(key, f"must be {kind[str]}")
     value = value.strip()
+    if key == "sitemap_pattern":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise fail(key, f"{value!r} is not a regular expression: {exc}") from exc
+        return value
     if key in ("link_css", "next_css"):
         _check_css(value, lambda message: fail(key, message))
         return value

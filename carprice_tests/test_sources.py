@@ -27,6 +27,7 @@ DOWNLOAD_TIMEOUT = 60
 
 [sources.dealer]   # sitemap only, crawled on demand
 sitemap_urls = ["https://dealer.example/sitemap.xml"]
+sitemap_pattern = "/used-cars/"
 enabled = false
 """
 
@@ -52,6 +53,7 @@ def test_a_file_with_two_real_sites():
     assert cars.crawl_settings()["DOWNLOAD_TIMEOUT"] == 60 and cars.crawl_settings()["ROBOTSTXT_OBEY"] is True
     dealer = sources["dealer"]
     assert dealer.sitemap_urls == ("https://dealer.example/sitemap.xml",)
+    assert dealer.crawl_settings()["SITEMAP_LISTING_PATTERN"] == "/used-cars/"
     assert not dealer.enabled and dealer.schedule is None and dealer.reviewed_reference is None
 
 
@@ -69,6 +71,7 @@ def test_a_file_with_two_real_sites():
     ('[sources.a]\nschedule = "0 5 * * *"\n', r"sources\.toml:1: sources\.a: give start_urls .* or sitemap_urls"),
     ('[sources.a]\nstart_urls = ["embedded", "https://a.example/"]\n', r"embedded marketplace\) is a source of its"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\nconcurrency = 0\n', r":3: .*from 1 to 64"),
+    ('[sources.a]\nsitemap_urls = ["https://a.example/s.xml"]\nsitemap_pattern = "(cars"\n', r":3: .*not a regular"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\nenabled = "yes"\n', r":3: .*must be true or false"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\ndistance_unit = "miles"\n', r":3: .*not one of km, mi"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\nuser_agent = "mybot"\n', r":3: .*must name a contact"),

@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     sadd.add_argument("--start-url", action="append", help="a result page to walk (repeatable)")
     sadd.add_argument("--sitemap-url", action="append", help="a sitemap.xml or robots.txt listing the listing "
                                                               "pages (repeatable)")
+    sadd.add_argument("--sitemap-pattern", help="a regex a sitemap's page must match to be read as a listing, "
+                                                 "e.g. /used-cars/ (other pages are skipped)")
     sadd.add_argument("--link-css", help="listing links on a result page without ItemList data")
     sadd.add_argument("--next-css", help="the next results page on a site without rel=next")
     sadd.add_argument("--allowed-domain", action="append", help="a host the crawl may visit (repeatable; default: "

@@ -299,7 +299,8 @@ def cmd_sources_add(args: argparse.Namespace) -> int:
 
     path = settings_from(args).layout.sources_path
     table = {"start_urls": args.start_url or [], "sitemap_urls": args.sitemap_url or [],
-             "allowed_domains": args.allowed_domain or [], "link_css": args.link_css, "next_css": args.next_css,
+             "allowed_domains": args.allowed_domain or [], "sitemap_pattern": args.sitemap_pattern,
+             "link_css": args.link_css, "next_css": args.next_css,
              "concurrency": args.concurrency, "delay_s": args.delay, "autothrottle": not args.no_autothrottle,
              "obey_robots": True, "user_agent": args.user_agent or DEFAULT_USER_AGENT, "schedule": args.schedule,
              "currency": args.currency, "distance_unit": args.distance_unit, "enabled": not args.disabled}
