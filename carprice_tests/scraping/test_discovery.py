@@ -112,7 +112,7 @@ def test_a_sitemap_only_site_lands_every_advert_with_its_price_and_mileage(tmp_p
     with running_sitemapsite(seed=5, listings=400) as site:
         # Its sitemap lists the site's own pages too: only the adverts are read as listings.
         source = SourceConfig(name="motorhub", sitemap_urls=(f"{site.url}/robots.txt",), currency="GBP",
-                              distance_unit="mi", scrapy_settings={"SITEMAP_LISTING_PATTERN": "/used-cars/"}, **FAST)
+                              distance_unit="mi", sitemap_pattern="/used-cars/", **FAST)
         result = crawl_source(source, tmp_path, timeout_s=300)
         ads = {ad.path: ad for ad in site.ads}
         hits = dict(site.hits)
@@ -130,11 +130,11 @@ def test_a_sitemap_only_site_lands_every_advert_with_its_price_and_mileage(tmp_p
     for item in listings:
         ad = ads[urlsplit(item["url"]).path]
         assert (item["price"], item["currency"]) == (ad.price, ad.currency)
-        if ad.mileage_has_unit:
-            assert item["mileage_km"] == pytest.approx(ad.miles * KM_PER_MILE, abs=0.1)
-        else:
-            # A bare number: the source's distance unit (mi) says what it means (NormalizePipeline's fallback).
+        # A bare number too: the source's distance unit (mi) says what it means (NormalizePipeline's fallback).
+        assert item["mileage_km"] == pytest.approx(ad.miles * KM_PER_MILE, abs=0.1)
+        if not ad.mileage_has_unit:
             assert (item["mileage_raw"], item["mileage_unit_raw"]) == (str(ad.miles), None)
+    assert {ad.mileage_has_unit for ad in ads.values()} == {True, False}
 
 
 def test_an_unchanged_listing_is_landed_again_by_the_next_crawl(tmp_path):
