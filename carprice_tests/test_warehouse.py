@@ -52,7 +52,7 @@ def test_ingest_is_idempotent_and_keeps_every_row(tmp_path, crawled_batch):
                                 "rejects": crawled_batch.manifest["counts"]["rejects"]}
     row = wh.query("SELECT * FROM batches").iloc[0]
     assert row["batch_id"] == crawled_batch.batch_id and row["finish_reason"] == "finished"
-    raw = wh.query("SELECT price_raw, market_price, make FROM raw_listings WHERE make_raw = 'VW' LIMIT 1")
+    raw = wh.query("SELECT price_raw, price, currency, make FROM raw_listings WHERE make_raw = 'VW' LIMIT 1")
     assert raw.iloc[0]["make"] == "Volkswagen"
 
 

@@ -223,7 +223,7 @@ def report_batch(report: DayReport, run: LaunchedRun) -> None:
     if status is None:
         raise PipelineError(f"batch {batch_id} was not validated (run {run.result.run_id}): "
                             f"{first_failure(run.result)}")
-    if report.batch_id:  # the day's second batch (another source's)
+    if report.status != "no batch":  # the day's second batch (another source's)
         failed = "; ".join(failed_checks(wh, batch_id)) if status not in ADMITTED else ""
         if report.admitted or status not in ADMITTED:
             report.other_batches[batch_id] = status + (f": failed {failed}" if failed else "")

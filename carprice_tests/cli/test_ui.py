@@ -95,7 +95,7 @@ def test_carprice_ui_serves_the_definitions_and_the_reports_and_stops_with_all_i
         assert (data / "dagster" / "dagster.yaml").exists(), "the data folder's own Dagster instance"
         # The price API answers, and says why it cannot value yet (nothing published in a new installation).
         health = json.loads(wait_for(f"http://127.0.0.1:{api_port}/api/v1/healthz", proc, 60))
-        assert health == {"status": "ok", "model_version": None}
+        assert health == {"status": "ok", "model_version": None, "currency": "EUR"}
         tree = descendants(proc.pid)
         assert any(" dev " in cmd for cmd in tree.values()) and any("dagster_webserver" in cmd for cmd in tree.values())
         assert any("carprice.serving.server" in cmd for cmd in tree.values())

@@ -32,7 +32,7 @@ def batch(landing: Path, name: str, manifest: dict | None = None, listings: str 
 def listing(**values) -> str:
     row = {"url": "https://cars.example/1", "source": "hostile", "scraped_at": "2026-02-10T06:00:00+00:00",
            "page_format": "json-ld", "make": "VW", "model": "Golf", "price": 9000.0, "currency": "EUR",
-           "market_price": 9000.0, "mileage_km": 80000.0, "model_year": 2018, "listed_at": "2026-02-10"}
+           "mileage_km": 80000.0, "model_year": 2018, "listed_at": "2026-02-10"}
     return json.dumps({**row, **values})
 
 
@@ -60,8 +60,10 @@ def test_hostile_landing_zone_next_to_a_real_crawl(tmp_path):
     carprice = str(Path(sys.executable).with_name("carprice"))
     run = subprocess.run([carprice, "run", "--data-dir", str(data), "--listings", "500", "--seed", "3", "--day", "40"],
                          env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # The day's crawl is accepted; the hostile batch beside it is quarantined, and the exit status says one was.
+    assert run.returncode == 3, run.stdout[-3000:] + run.stderr[-3000:]
     assert "batch accepted" in run.stdout, "the real crawl went all the way through"
+    assert "other batch      bad_values quarantined" in run.stdout
 
     with duckdb.connect(str(data / "warehouse-snapshot.duckdb"), read_only=True) as con:
         statuses = dict(con.execute("SELECT batch_id, status FROM batch_status").fetchall())

@@ -143,7 +143,7 @@ def test_deals_are_filtered_and_paged_with_parameters_only(client, installation)
     ({"model_year": 1900}, "model_year", {"ge": 1950}),
     ({"mileage_km": -5}, "mileage_km", {"ge": 0.0, "le": 1_000_000.0}),
     ({"power_kw": 5_000}, "power_kw", {"gt": 0.0, "le": 1_200.0}),
-    ({"asking_price": 10}, "asking_price", {"ge": 300.0, "le": 500_000.0}),
+    ({"asking_price": 0}, "asking_price", {"gt": 0.0}),  # any currency's prices: only a positive amount
     ({"doors": 40}, "doors", {"ge": 1, "le": 7}),
 ])
 def test_impossible_values_are_refused_naming_the_field_and_range(client, installation, change, field, allowed):

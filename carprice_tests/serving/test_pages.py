@@ -38,7 +38,7 @@ def test_the_owner_page_values_a_car_from_its_query(client, installation):
                                                        "asking_price")})
     api = client.post("/api/v1/valuations", json={k: car[k] for k in ("make", "model", "model_year", "mileage_km",
                                                                         "asking_price")}).json()
-    price = re.search(r'id="price">€([\d,]+)<', page.text).group(1)
+    price = re.search(r'id="price">([\d,]+) EUR<', page.text).group(1)
     assert int(price.replace(",", "")) == api["valuation"]["predicted_price"]
     assert re.search(r'id="rating">(\w+)<', page.text).group(1) == api["valuation"]["rating"]
     assert page.text.count("<tr>") >= 5 + 1 and "learns what sellers ask, not what buyers pay" in page.text
@@ -136,7 +136,7 @@ def test_an_owner_fills_the_form_in_a_browser_and_reads_price_and_rating(install
             price = browser.wait_for("document.getElementById('price')?.textContent")
             rating = browser.js("document.getElementById('rating')?.textContent")
             hidden = browser.js("[...document.querySelectorAll('#model optgroup')].filter(g => !g.hidden).length")
-            assert re.fullmatch(r"€[\d,]+", price) and int(price[1:].replace(",", "")) > 0
+            assert re.fullmatch(r"[\d,]+ EUR", price) and int(price.removesuffix(" EUR").replace(",", "")) > 0
             assert rating in ("great", "good", "fair", "high", "overpriced")
             assert browser.js("location.search").startswith("?make=")
             browser.open(f"{url}/deals?min_rating=good")
