@@ -50,7 +50,7 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 16
 """
 
 
-def start_site(listings: int) -> tuple[subprocess.Popen, str]:
+def start_site(listings: int) -> tuple[subprocess.Popen, str, int]:
     proc = subprocess.Popen([sys.executable, "-m", "carprice_tests.scraping.sitemapsite", "--port", "0",
                              "--listings", str(listings)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -59,7 +59,7 @@ def start_site(listings: int) -> tuple[subprocess.Popen, str]:
     if not found:
         proc.kill()
         raise RuntimeError(f"the site did not start: {line!r}")
-    return proc, found.group(1)
+    return proc, found.group(1), int(found.group(2))
 
 
 def carprice(*args: str, data: Path) -> subprocess.CompletedProcess:
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listings", type=int, default=2000)
     args = parser.parse_args()
-    site, url = start_site(args.listings)
+    site, url, adverts = start_site(args.listings)
     try:
         with tempfile.TemporaryDirectory(prefix="carprice-sources-") as tmp:
             data = Path(tmp) / "data"
@@ -103,7 +103,7 @@ def main() -> None:
     baseline = (before + after) / 2
     ticked = [line for line in run.stderr.splitlines() if "schedule crawl_" in line]
     print(f"\n$ carprice run   ({run_seconds:.0f} s; the schedule ticked: {'; '.join(t.strip() for t in ticked)})")
-    print(f"adverts on the site     {args.listings}")
+    print(f"adverts on the site     {adverts}")
     print(f"listings landed         {counts['listings']}")
     print(f"pages crawled           {counts['pages']}  (discovery: {json.dumps(manifest.get('discovery', {}))})")
     print(f"rejects                 {counts['rejects']}  {json.dumps(manifest.get('reject_reasons', {}))}")
