@@ -20,7 +20,9 @@ import tomlkit
 
 from carprice.config import EMBEDDED_MARKETPLACE, EMBEDDED_SOURCE, SourceConfig
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# A source names folders, partitions and its Dagster schedule (crawl_<name>: letters, digits and '_' only), and
+# starts its batch ids (<source>-<time>-<hex>), so it holds no '-'.
+SOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 DISTANCE_UNITS = ("km", "mi")
 # Settings carprice itself gives every crawl: a source may not change where or how its batch lands.
@@ -93,8 +95,9 @@ def source_from_table(name: str, table: Mapping, where: Locator | None = None) -
     def fail(key: str | None, message: str) -> SourcesError:
         return SourcesError(f"{where.key(name, key)}: sources.{name}{'.' + key if key else ''}: {message}")
 
-    if not SAFE_NAME.fullmatch(name):
-        raise fail(None, "a source name is letters, digits, '_' and '-' (it names folders and partitions)")
+    if not SOURCE_NAME.fullmatch(name):
+        raise fail(None, "a source name is a letter, then letters, digits and '_' (at most 64; it names folders, "
+                         "partitions and its crawl schedule)")
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
         close = difflib.get_close_matches(unknown[0], KEYS, n=1)

@@ -78,6 +78,7 @@ def test_a_file_with_two_real_sites():
     ('[sources.a]\nstart_urls = ["https://a.example/"]\n[sources.a.scrapy_settings]\nLANDING_DIR = "/tmp"\n',
      r"LANDING_DIR is set by carprice"),
     ('[sources."bad name"]\nstart_urls = ["https://a.example/"]\n', r"sources\.bad name: a source name is"),
+    ('[sources.used-cars]\nstart_urls = ["https://a.example/"]\n', r"sources\.toml:1: sources\.used-cars: a source"),
     ('sources = 3\n', r"sources = 3|must be a table|no source"),
     ('[site]\nstart_urls = ["https://a.example/"]\n', r"sources\.toml:1: unknown top-level key 'site'"),
     ("", r"no source: add a \[sources\.NAME\] table"),

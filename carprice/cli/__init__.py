@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     slist.add_argument("--data-dir", help="the installation")
     slist.set_defaults(func=cmd_sources_list, listings=None, day=None, seed=None)
     sadd = sources_sub.add_parser("add", help="add a source to sources.toml (checked before the file changes)")
-    sadd.add_argument("name", help="letters, digits, '_' and '-': it names the source's batches")
+    sadd.add_argument("name", help="a letter, then letters, digits and '_': it names the source's batches and "
+                                   "its crawl schedule")
     sadd.add_argument("--start-url", action="append", help="a result page to walk (repeatable)")
     sadd.add_argument("--sitemap-url", action="append", help="a sitemap.xml or robots.txt listing the listing "
                                                               "pages (repeatable)")
