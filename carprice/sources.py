@@ -146,6 +146,13 @@ def _checked(key: str, value: object, fail) -> object:
                 raise fail(key, f"{setting} is set by carprice for every crawl")
             if not isinstance(v, (str, int, float, bool)):
                 raise fail(key, f"{setting} must be a string, number or boolean")
+            if setting in ("SITEMAP_LISTING_PATTERN", "SITEMAP_FOLLOW_PATTERN"):
+                try:
+                    re.compile(str(v))
+                except re.error as exc:
+                    raise fail(key, f"{setting} {v!r} is not a regular expression: {exc}") from exc
+            if setting == "SITEMAP_MAX_SIZE" and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise fail(key, f"{setting} must be a whole number of bytes (0: no limit)")
         return dict(value)
     if key in ("autothrottle", "obey_robots", "enabled"):
         if not isinstance(value, bool):
@@ -197,9 +204,11 @@ def _check_css(selector: str, fail) -> None:
     from parsel.csstranslator import HTMLTranslator
 
     try:
-        HTMLTranslator().css_to_xpath(selector)
+        # The spider takes each matched link's href (``<selector>::attr(href)``), so a selector that already ends
+        # in a pseudo-element (::text, ::attr(...)) is refused here rather than by every results page.
+        HTMLTranslator().css_to_xpath(f"{selector}::attr(href)")
     except SelectorError as exc:
-        raise fail(f"{selector!r} is not a CSS selector: {exc}") from exc
+        raise fail(f"{selector!r} is not a CSS selector of links (the spider reads their href): {exc}") from exc
 
 
 def _is_http_url(url: str) -> bool:

@@ -68,6 +68,11 @@ def test_a_file_with_two_real_sites():
      r"sources\.toml:4: .*not an ISO currency code"),
     ('[sources.a]\nstart_urls = ["ftp://a.example/"]\n', r"sources\.toml:2: .*not an http\(s\) URL"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\nlink_css = "a[["\n', r"sources\.toml:3: .*not a CSS selector"),
+    ('[sources.a]\nstart_urls = ["https://a.example/"]\nnext_css = "a.more::text"\n', r":3: .*selector of links"),
+    ('[sources.a]\nsitemap_urls = ["https://a.example/s.xml"]\n[sources.a.scrapy_settings]\n'
+     'SITEMAP_FOLLOW_PATTERN = "("\n', r"SITEMAP_FOLLOW_PATTERN '\(' is not a regular expression"),
+    ('[sources.a]\nsitemap_urls = ["https://a.example/s.xml"]\n[sources.a.scrapy_settings]\n'
+     'SITEMAP_MAX_SIZE = "50MB"\n', r"SITEMAP_MAX_SIZE must be a whole number of bytes"),
     ('[sources.a]\nschedule = "0 5 * * *"\n', r"sources\.toml:1: sources\.a: give start_urls .* or sitemap_urls"),
     ('[sources.a]\nstart_urls = ["embedded", "https://a.example/"]\n', r"embedded marketplace\) is a source of its"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\nconcurrency = 0\n', r":3: .*from 1 to 64"),

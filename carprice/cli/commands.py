@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.days == 1:
         print(reports[0].to_json() if args.json else reports[0].render())
         day = reports[0]
-        return FAILED_EXIT if failed else 0 if day.admitted and not day.quarantined_batches else QUARANTINED_EXIT
+        return FAILED_EXIT if failed else 0 if day.all_admitted else QUARANTINED_EXIT
     if args.json:
         print(json.dumps([json.loads(r.to_json()) for r in reports], indent=2))
     else:
@@ -272,8 +272,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     report = crawl_now(settings, args.source)
     print(report.render())
-    return FAILED_EXIT if report.errors else 0 if report.admitted and not report.quarantined_batches \
-        else QUARANTINED_EXIT
+    return FAILED_EXIT if report.errors else 0 if report.all_admitted else QUARANTINED_EXIT
 
 
 def cmd_sources_list(args: argparse.Namespace) -> int:
@@ -328,6 +327,8 @@ def cmd_sources_check(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown source {args.name!r}: {settings.layout.sources_path} configures "
                          f"{', '.join(sorted(sources))}")
     source = sources[args.name]
+    if args.pages < 1:
+        raise ValueError(f"--pages must be at least 1, got {args.pages}")
     with contextlib.ExitStack() as stack:
         start_url = None
         if source.embedded:

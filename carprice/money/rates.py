@@ -154,6 +154,9 @@ class Money:
 def load_money(currency: str = BASE, installation_file: Path | None = None) -> Money:
     """The Money of an installation: its market currency and its rate file's rates (else the shipped ones)."""
     path = rates_file(installation_file)
+    currency = currency.strip().upper()
+    if not _CODE.fullmatch(currency):
+        raise RatesError(f"market currency {currency!r} is not an ISO 4217 code (three letters, like EUR or USD)")
     money = Money(currency, tuple(read_rates(path)), str(path))
     money.newest_per_eur()  # a market currency the file has no rate for is an error now, not at the first price
     return money

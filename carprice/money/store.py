@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from carprice.money.rates import BASE, Money
+from carprice.money.rates import BASE, Money, RatesError
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS exchange_rates (
         valid_from DATE NOT NULL, currency VARCHAR NOT NULL, per_eur DOUBLE NOT NULL, origin VARCHAR,
         loaded_at TIMESTAMPTZ, PRIMARY KEY (currency, valid_from))""",
+    # The currency the warehouse's prices, references, models and valuations are in: set by the first batch.
+    "CREATE TABLE IF NOT EXISTS market_currency (currency VARCHAR NOT NULL, since TIMESTAMPTZ NOT NULL)",
 ]
 
 # The date whose rates convert a listing's price: its listing date, else the day it was scraped.
@@ -26,8 +28,18 @@ PRICE_DAY_SQL = ("coalesce(try_cast(substr(listed_at, 1, 10) AS DATE), "
 
 
 def store_rates(con: duckdb.DuckDBPyConnection, money: Money) -> int:
-    """Make ``exchange_rates`` hold exactly ``money``'s rates (a rate file may have been updated); returns rows."""
+    """Make ``exchange_rates`` hold exactly ``money``'s rates (a rate file may have been updated); returns rows.
+
+    A warehouse keeps the market currency it started with: its references, models and valuations are in it, so
+    another one is a RatesError (a new data folder starts an installation in another currency)."""
     now = datetime.now(UTC)
+    held = con.execute("SELECT currency, since FROM market_currency LIMIT 1").fetchone()
+    if held is None:
+        con.execute("INSERT INTO market_currency VALUES (?, ?)", [money.currency, now])
+    elif held[0] != money.currency:
+        raise RatesError(f"this warehouse prices in {held[0]} (since {held[1]:%Y-%m-%d}); the installation's market "
+                         f"currency is now {money.currency}: its references, models and valuations are in {held[0]}, "
+                         f"so keep CARPRICE_MARKET_CURRENCY={held[0]}, or start a new data folder for {money.currency}")
     con.execute("DELETE FROM exchange_rates")
     if money.rates:
         con.executemany("INSERT INTO exchange_rates (valid_from, currency, per_eur, origin, loaded_at) "

@@ -88,6 +88,11 @@ class DayReport:
         return self.status in ADMITTED
 
     @property
+    def all_admitted(self) -> bool:
+        """Whether no batch of the day was held back (a day without a batch holds none back)."""
+        return not self.quarantined_batches
+
+    @property
     def quarantined_batches(self) -> list[str]:
         """Every batch of the day that was not admitted."""
         others = [b for b, why in self.other_batches.items() if not why.startswith(("accepted", "readmitted"))]
@@ -223,6 +228,9 @@ def report_batch(report: DayReport, run: LaunchedRun) -> None:
     if status is None:
         raise PipelineError(f"batch {batch_id} was not validated (run {run.result.run_id}): "
                             f"{first_failure(run.result)}")
+    if status in ADMITTED and not run.result.success:
+        raise PipelineError(f"batch {batch_id} was admitted but run {run.result.run_id} failed downstream: "
+                            f"{first_failure(run.result)}")
     if report.status != "no batch":  # the day's second batch (another source's)
         failed = "; ".join(failed_checks(wh, batch_id)) if status not in ADMITTED else ""
         if report.admitted or status not in ADMITTED:
@@ -233,9 +241,6 @@ def report_batch(report: DayReport, run: LaunchedRun) -> None:
         report.failed_checks = {}
     report.batch_id, report.status = batch_id, status
     if report.admitted:
-        if not run.result.success:
-            raise PipelineError(f"batch {batch_id} was admitted but run {run.result.run_id} failed downstream: "
-                                f"{first_failure(run.result)}")
         clean = materialization_metadata(run.result, "clean_listings")
         report.accepted, report.excluded = clean["dagster/row_count"], clean["excluded"]
         report.monitoring = summary_numbers(materialization_metadata(run.result, "batch_monitoring"))

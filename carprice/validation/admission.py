@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from carprice.config import ValidationConfig
 from carprice.ingest.landing import Batch, batch_file_bytes
-from carprice.money.rates import Money
+from carprice.money.rates import BASE, Money
 from carprice.monitoring.alerts import Alert
 from carprice.validation import store
 from carprice.validation.checks import ALL_CHECKS, Outcome, run_checks
@@ -59,7 +59,9 @@ def validate_batch(wh: Warehouse, batch: Batch, cfg: ValidationConfig, money: Mo
     """
     with wh.connect() as con:
         # The warehouse's own reference of the source, else the reviewed one the project ships for it.
-        ref = store.latest_reference(con, batch.source) or shipped_reference(batch.source)
+        # The shipped one is in euros: an installation in another currency onboards the source like any other.
+        ref = store.latest_reference(con, batch.source) or (
+            shipped_reference(batch.source) if (money or Money.default()).currency == BASE else None)
         review = store.latest_review(con, batch.batch_id)
         columns = landed_columns(batch_file_bytes(batch, batch.listings_file))
         profile = profile_rows(con, [batch.batch_id], money)

@@ -106,8 +106,8 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_ids: list[str], ranges_by_fie
             FROM _rows WHERE mileage_km IS NOT NULL AND model_year IS NOT NULL)""").fetchone()[0]
     # Listings whose currency has no rate on their date: kept, but they cannot be priced in the market currency.
     unrated = {currency: count / n for currency, count in con.execute(
-        "SELECT currency, count(*) FROM _rows WHERE price_problem LIKE 'no exchange rate%' GROUP BY 1 "
-        "ORDER BY 2 DESC").fetchall()} if n else {}
+        "SELECT regexp_extract(price_problem, 'no exchange rate: (\\S+)', 1), count(*) FROM _rows "
+        "WHERE price_problem LIKE 'no exchange rate%' GROUP BY 1 ORDER BY 2 DESC").fetchall()} if n else {}
     categories = {}
     for field in CATEGORICAL_DRIFT:
         rows = con.execute(f"SELECT coalesce(lower({field}), '<null>') AS v, count(*) FROM _rows GROUP BY v").fetchall()

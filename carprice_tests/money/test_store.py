@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 
 from carprice.cleaning import store as cleaning_store
 from carprice.cleaning.rules import clean_observations
-from carprice.money.rates import Money, parse_rates
+from carprice.money.rates import Money, RatesError, parse_rates
 from carprice.validation import store as validation_store
 from carprice.validation.profile import profile_rows
 from carprice.warehouse import Warehouse
@@ -72,3 +73,21 @@ def test_a_currency_without_a_rate_is_excluded_with_its_reason_and_the_rest_goes
         profile = profile_rows(con, ["b1"], EUR)
     assert profile["unrated_currencies"] == {"JPY": 0.25, "GBP": 0.25}
     assert profile["median_market_price"] == 14_642.855
+
+
+def test_a_warehouse_keeps_the_market_currency_it_started_with(tmp_path):
+    wh = warehouse_with(tmp_path, [raw_row("a", 10_000, "EUR", "2026-02-01")])
+    cleaning_store.admitted_raw_listings(wh, USD)
+    with pytest.raises(RatesError, match=r"this warehouse prices in USD .*market currency is now EUR.*new data folder"):
+        cleaning_store.admitted_raw_listings(wh, EUR)
+    assert wh.query("SELECT currency FROM market_currency")["currency"].tolist() == ["USD"]
+
+
+def test_rows_without_a_market_rate_are_counted_under_the_currency_that_lacks_it(tmp_path):
+    # A GBP installation whose rates start in 2025: a 2024 euro price has no GBP rate to convert it with.
+    gbp = Money("GBP", tuple(parse_rates(RATES)), "test")
+    wh = warehouse_with(tmp_path, [raw_row("old", 10_000, "EUR", "2024-06-01"),
+                                   raw_row("new", 10_000, "EUR", "2026-02-01")])
+    with wh.connect() as con:
+        profile = profile_rows(con, ["b1"], gbp)
+    assert profile["unrated_currencies"] == {"GBP": 0.5}

@@ -107,3 +107,13 @@ def test_a_rejected_challenger_is_marked_rejected_in_the_line_and_the_trainings(
     assert "trained (decay) -> REJECTED, champion kept" in kept.line()
     text = render_days([promoted, kept], settings)
     assert "  trainings        2, promoted 1: day 320 no_champion (promoted); day 324 decay (rejected)" in text
+
+
+def test_a_day_without_a_batch_holds_none_back_and_one_with_a_quarantined_second_batch_does(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", dagster_home=tmp_path / "data" / "dagster")
+    assert DayReport(day=3, date="2026-01-04", settings=settings).all_admitted
+    two = DayReport(day=3, date="2026-01-04", settings=settings, batch_id="automarkt-x", status="accepted",
+                    other_batches={"usedcars-y": "quarantined: failed source_reference_reviewed"})
+    assert not two.all_admitted and two.quarantined_batches == ["usedcars-y"]
+    assert "other batch      usedcars-y quarantined: failed source_reference_reviewed" in two.render()
+    assert two.line().endswith("+1 batch(es), 1 quarantined")

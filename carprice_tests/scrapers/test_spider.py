@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import scrapy
 from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
-from scrapy.http import HtmlResponse, XmlResponse
+from scrapy.http import HtmlResponse, TextResponse, XmlResponse
 from scrapy.utils.test import get_crawler
 
 from carprice_tests.conftest import PAGES
@@ -98,6 +98,18 @@ def test_sitemap_patterns_choose_the_listings_and_sitemaps_read():
            *spider.parse_sitemap(XmlResponse(f"{SITEMAP_SITE}/b.xml", body=index))]
     assert [request.url for request in out] == [f"{SITEMAP_SITE}/car/1", f"{SITEMAP_SITE}/cars.xml"]
     assert spider.discovery["sitemap_links_skipped"] == 2
+
+
+def test_robots_txt_sitemaps_are_read_whatever_the_follow_pattern():
+    crawler = get_crawler(ListingsSpider, {"SITEMAP_FOLLOW_PATTERN": r"/cars\.xml"})
+    spider = ListingsSpider.from_crawler(crawler, sitemap_urls=f'["{SITEMAP_SITE}/robots.txt"]', source="cars")
+    robots = b"User-agent: *\nSitemap: /sitemap_index.xml\n"
+    index = (b"<sitemapindex><sitemap><loc>/cars.xml</loc></sitemap>"
+             b"<sitemap><loc>/news.xml</loc></sitemap></sitemapindex>")
+    out = [*spider.parse_sitemap(TextResponse(f"{SITEMAP_SITE}/robots.txt", body=robots)),
+           *spider.parse_sitemap(XmlResponse(f"{SITEMAP_SITE}/sitemap_index.xml", body=index))]
+    assert [request.url for request in out] == [f"{SITEMAP_SITE}/sitemap_index.xml", f"{SITEMAP_SITE}/cars.xml"]
+    assert spider.discovery["sitemaps_skipped"] == 1
 
 
 def test_a_sitemap_pattern_that_is_no_regular_expression_stops_the_crawl_naming_it():

@@ -119,8 +119,12 @@ class ListingsSpider(scrapy.Spider):
         self.discovery["sitemap_links"] += len(pages)
         self.discovery["sitemap_links_skipped"] += len(links.pages) - len(pages)
         for url in links.sitemaps:
-            if self.sitemap_follow.search(url):
+            # As SitemapSpider does: robots.txt's Sitemap: lines are always read; the follow pattern picks among an
+            # index's sitemaps.
+            if links.kind == "robots.txt" or self.sitemap_follow.search(url):
                 yield self.follow(response, url, "sitemap", self.parse_sitemap)
+            else:
+                self.discovery["sitemaps_skipped"] = self.discovery.get("sitemaps_skipped", 0) + 1
         for url in pages:
             yield self.follow(response, url, "listing", self.parse_listing)
 
