@@ -26,8 +26,9 @@ SOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 DISTANCE_UNITS = ("km", "mi")
 # Settings carprice itself gives every crawl: a source may not change where or how its batch lands.
+# DOWNLOADER_MIDDLEWARES too: a source's table would replace the project's, which turn off-site redirects into rejects.
 RESERVED_SETTINGS = frozenset({"LANDING_DIR", "BATCH_ID", "ITEM_PIPELINES", "SPIDER_MODULES", "NEWSPIDER_MODULE",
-                               "BOT_NAME"})
+                               "BOT_NAME", "DOWNLOADER_MIDDLEWARES"})
 
 HEADER = """\
 # The sites carprice crawls: one [sources.NAME] table each. NAME names the source's batches and partitions.

@@ -82,6 +82,8 @@ def test_a_file_with_two_real_sites():
     ('[sources.a]\nstart_urls = ["https://a.example/"]\nuser_agent = "mybot"\n', r":3: .*must name a contact"),
     ('[sources.a]\nstart_urls = ["https://a.example/"]\n[sources.a.scrapy_settings]\nLANDING_DIR = "/tmp"\n',
      r"LANDING_DIR is set by carprice"),
+    ('[sources.a]\nstart_urls = ["https://a.example/"]\n[sources.a.scrapy_settings]\nDOWNLOADER_MIDDLEWARES = "{}"\n',
+     r"DOWNLOADER_MIDDLEWARES is set by carprice"),
     ('[sources."bad name"]\nstart_urls = ["https://a.example/"]\n', r"sources\.bad name: a source name is"),
     ('[sources.used-cars]\nstart_urls = ["https://a.example/"]\n', r"sources\.toml:1: sources\.used-cars: a source"),
     ('sources = 3\n', r"sources = 3|must be a table|no source"),
