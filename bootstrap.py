@@ -42,6 +42,12 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+# The suite on two pytest-xdist workers: most tests keep about one core busy (a crawl, a Dagster run, LightGBM's one
+# thread below 50k rows) or wait on their subprocesses. A file stays on one worker, so a module's fixtures are built
+# once; files go out in the conftest's order (slow modules first), not xdist's (most tests first). `-n 0` after
+# `test` runs the tests in this process, one after another.
+PARALLEL = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
+
 # Debian packages a test tier needs: the price API's pages are tested in headless Chromium.
 SYSTEM_PACKAGES = {"chromium": "chromium"}
 
@@ -77,7 +83,8 @@ def main(argv: list[str]) -> int:
         args = [str(_bin("carprice")), "run", *rest]
     else:
         ensure_system_packages()
-        args = [str(_bin("python")), "-m", "pytest", *rest]
+        parallel = [] if any("no:xdist" in arg for arg in rest) else PARALLEL
+        args = [str(_bin("python")), "-m", "pytest", *parallel, *rest]
     return subprocess.run(args).returncode
 
 

@@ -27,10 +27,14 @@ SMALL_MARKET = {"market_seed": 11, "market_day": 30, "market_listings": 1500}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that needs a real crawl is in the integration tier, wherever it lives."""
+    """A test that needs a real crawl is in the integration tier, wherever it lives. On pytest-xdist workers the
+    slow modules come first, so that the quick ones fill the gaps and the workers finish together."""
     for item in items:
         if "crawled_batch" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+    # xdist hands out whole files (--dist loadfile) in this order; every worker sorts alike, as it must.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from carprice.config import Settings
 from carprice_tests.conftest import copy_batch
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def carprice(settings: Settings, *args: str) -> subprocess.CompletedProcess:

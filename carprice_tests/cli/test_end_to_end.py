@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 # Real crawls, Dagster runs or processes: the integration tier.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_carprice_run_goes_end_to_end(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from carprice.validation.store import batch_statuses
 from carprice.warehouse import Warehouse
 from carprice_tests.othersite import running_othersite
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MARKET = ["--listings", "900", "--seed", "11", "--day", "30"]
 

@@ -19,7 +19,7 @@ from carprice.config import PROJECT_DIR
 from carprice.runs.instance import DAGSTER_YAML
 
 # Real crawls, Dagster runs or processes: the integration tier.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TIMEOUT_S = 420
 

@@ -24,7 +24,7 @@ from carprice.warehouse import Warehouse
 from carprice_tests.conftest import copy_batch
 
 # Real crawls, Dagster runs or processes: the integration tier.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DOWNSTREAM = [clean_listings, listing_features, challenger_model, champion_model, model_overview,
               listing_valuations, deals, warehouse_snapshot]

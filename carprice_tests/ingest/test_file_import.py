@@ -21,7 +21,7 @@ from carprice.warehouse import Warehouse
 from carprice_tests.conftest import clean_frame_from_market
 
 # Real crawls, Dagster runs or processes: the integration tier.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def export_frame(n: int = 3000, seed: int = 8) -> pd.DataFrame:

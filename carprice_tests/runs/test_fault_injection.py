@@ -13,7 +13,7 @@ import pytest
 
 from carprice_tests.runs.faults import STAGES, kill_and_restart
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_run_killed_at_any_stage_is_recovered_by_the_next(tmp_path):

@@ -22,7 +22,7 @@ from carprice.ingest.landing import remove_stale_tmp
 from carprice.runs.launcher import code_location_origin
 from carprice_tests.conftest import descendants, kill_leftovers, still_running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CARPRICE = str(Path(sys.executable).with_name("carprice"))
 

@@ -36,7 +36,7 @@ from carprice.warehouse import Warehouse
 from carprice_tests.conftest import SMALL_MARKET, copy_batch, crawl_market
 
 # Real crawls, Dagster runs or processes: the integration tier.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def run_batch(settings: Settings, batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
