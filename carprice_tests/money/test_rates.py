@@ -82,3 +82,10 @@ def test_a_market_currency_without_rates_is_refused_at_once(tmp_path):
         load_money("SEK", tmp_path / "rates.csv")
     with pytest.raises(ValueError, match="ISO 4217"):
         load_settings({"CARPRICE_DATA_DIR": str(tmp_path), "CARPRICE_MARKET_CURRENCY": "dollars"})
+
+
+def test_the_code_locations_currency_is_read_in_any_case_and_checked():
+    # The deployed code location hands the environment's text to the warehouse resource as it is.
+    assert load_money(" usd ").currency == "USD"
+    with pytest.raises(RatesError, match="'DOLLARS' is not an ISO 4217 code"):
+        load_money("dollars")
