@@ -7,7 +7,11 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import HTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +89,19 @@ def clean_frame_from_market(n: int = 2500, seed: int = 4, day: int = 40) -> pd.D
             market_price=round(lst.price_on(day)), seller_type=lst.seller_type, region=lst.region,
             listed_at=listed, listed_at_stated=True, first_seen_at=f"{listed}T06:00:00+00:00"))
     return pd.DataFrame(rows)
+
+
+@contextmanager
+def serving_in_background(server: HTTPServer) -> Iterator[HTTPServer]:
+    """``server`` answering on a thread of its own for the block; shut down and closed after it."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def descendants(pid: int) -> dict[int, str]:

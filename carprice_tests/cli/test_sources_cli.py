@@ -4,7 +4,6 @@ fails its crawl, and its empty batch is quarantined with an alert."""
 
 from __future__ import annotations
 
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
@@ -17,6 +16,7 @@ from carprice.definitions import build_definitions
 from carprice.sources import load_sources
 from carprice.validation.store import batch_statuses
 from carprice.warehouse import Warehouse
+from carprice_tests.conftest import serving_in_background
 from carprice_tests.othersite import running_othersite
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -91,17 +91,12 @@ def test_a_site_without_vehicle_data_fails_its_crawl_and_its_empty_batch_is_quar
                                                                                         monkeypatch):
     data = tmp_path / "data"
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    site = _NoCarsSite()
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    try:
+    with serving_in_background(_NoCarsSite()) as site:
         url = f"http://127.0.0.1:{site.server_address[1]}/"
         assert main(["sources", "add", "garden", "--start-url", url, "--delay", "0", "--data-dir", str(data)]) == 0
         assert main(["sources", "check", "garden", "--data-dir", str(data)]) == FAILED_EXIT
         assert "NO LISTING" in capsys.readouterr().out
         code = main(["crawl", "--source", "garden", *MARKET, "--data-dir", str(data)])
-    finally:
-        site.shutdown()
-        site.server_close()
     out = capsys.readouterr().out
     assert code == FAILED_EXIT
     assert "the crawl of garden landed no listing" in out and "carprice sources check garden" in out

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from carprice.market.generator import Listing, Market, MarketConfig
+from carprice_tests.conftest import serving_in_background
 
 SITE_NAME = "Motorhub UK"
 KM_PER_MILE = 1.609344
@@ -210,15 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
 def running_sitemapsite(seed: int = 5, listings: int = 400, day: int = 0) -> Iterator[SitemapSiteServer]:
     """The site on ``day`` served on a free loopback port for the block; yields the server (``.url``, ``.ads``,
     ``.hits``)."""
-    server = SitemapSiteServer(seed, listings, day)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(SitemapSiteServer(seed, listings, day)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = SitemapSiteServer(args.seed, args.listings, args.day, args.port)
     print(f"serving {server.url} ({len(server.ads)} adverts; sitemap_urls = [\"{server.url}/robots.txt\"], "
-          f"scrapy_settings = {{SITEMAP_LISTING_PATTERN = \"/used-cars/\"}})", flush=True)
+          f"sitemap_pattern = \"/used-cars/\")", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

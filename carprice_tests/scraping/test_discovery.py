@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ import pytest
 
 from carprice.config import SourceConfig
 from carprice.scraping.crawl import crawl_source
-from carprice_tests.conftest import PAGES
+from carprice_tests.conftest import PAGES, serving_in_background
 from carprice_tests.scraping.sitemapsite import KM_PER_MILE, SITE_PAGES, running_sitemapsite
 
 # Real crawls, Dagster runs or processes: the integration tier.
@@ -74,15 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serving(routes: dict) -> Iterator[_Site]:
-    site = _Site(routes)
-    thread = threading.Thread(target=site.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(_Site(routes)) as site:
         yield site
-    finally:
-        site.shutdown()
-        site.server_close()
-        thread.join()
 
 
 def html(links: list[str], next_href: str | None = None) -> Answer:
